@@ -124,12 +124,11 @@ PRESETS: dict[str, Config] = {
         preset="tiny",
         data=DataConfig(image_size=32, points_per_shape=256, voxel_resolution=32),
         teacher=TeacherConfig(channels=(4, 8, 8, 16), decoder_hidden=32),
-        student=StudentConfig(
-            base_channels=4, depth=3, feature_channels=8, decoder_hidden=32, latent_dim=32
-        ),
+        student=StudentConfig(base_channels=4, depth=3, feature_channels=8, decoder_hidden=32, latent_dim=32),
         train=TrainConfig(epochs_recon=2, epochs_kd=1, batch_size=8, val_shapes=4),
-        eval=EvalConfig(resolution=32, coarse_resolution=8, iou_points=20_000, surface_points=4096,
-                        edge_points=4096),
+        eval=EvalConfig(
+            resolution=32, coarse_resolution=8, iou_points=20_000, surface_points=4096, edge_points=4096
+        ),
     ),
 }
 

@@ -181,8 +181,10 @@ def transform_points(points: torch.Tensor, E: torch.Tensor) -> torch.Tensor: ...
 def transform_points(points, E):
     """Apply 4x4 (or 3x4) transforms: points (..., N, 3), E (..., 4, 4) -> (..., N, 3)."""
     R, t = E[..., :3, :3], E[..., :3, 3]
-    return points @ R.swapaxes(-1, -2) + t[..., None, :] if isinstance(points, np.ndarray) else (
-        points @ R.transpose(-1, -2) + t.unsqueeze(-2)
+    return (
+        points @ R.swapaxes(-1, -2) + t[..., None, :]
+        if isinstance(points, np.ndarray)
+        else (points @ R.transpose(-1, -2) + t.unsqueeze(-2))
     )
 
 

@@ -1,0 +1,4 @@
+from ifkd.cli import main
+import sys
+
+sys.exit(main())

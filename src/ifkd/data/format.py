@@ -1,0 +1,268 @@
+"""The one on-disk dataset format: every source (generator, R2N2, OccNet, IM-NET) is converted into it.
+
+Layout (format version 1)::
+
+    ROOT/index.json                            format_version, categories {name: synset}, splits
+                                               {train, val, test: ["cat/id", ...]}, generator/import settings
+    ROOT/<cat>/<id>/shape.npz                  see SHAPE_ARRAYS
+    ROOT/<cat>/<id>/rendering/00.png ...       RGBA views (R2N2 naming, transparent background)
+    ROOT/<cat>/<id>/rendering/renderings.txt   one image file name per line (R2N2)
+    ROOT/<cat>/<id>/rendering/rendering_metadata.txt
+                                               one R2N2 viewpoint per line: az el inplane dist_ratio fov
+
+Voxel grids are stored bit-packed: ``voxels_<R>`` = ``np.packbits(grid.reshape(-1))`` of a boolean
+(R, R, R) grid indexed [x, y, z] (C order) whose cells tile [-0.5, 0.5]^3; a cell is occupied when its
+centre is inside the shape. Readers validate everything and raise :class:`ifkd.io.InputError` with
+the file and the problem.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ifkd.geometry.camera import Viewpoint, format_metadata_line, parse_metadata_line
+from ifkd.io import InputError, atomic_path, atomic_save_npz, atomic_write_json, atomic_write_text, read_json
+
+FORMAT_VERSION = 1
+INDEX_FILE = "index.json"
+SHAPE_FILE = "shape.npz"
+RENDER_DIR = "rendering"
+METADATA_FILE = "rendering_metadata.txt"
+RENDERINGS_FILE = "renderings.txt"
+VOXEL_RESOLUTIONS = (32, 64, 128)
+SPLITS = ("train", "val", "test")
+
+SHAPE_ARRAYS = {
+    "points": "(N, 3) float32, object frame: IM-NET-style query points (uniform + near surface)",
+    "occupancies": "(N,) uint8 in {0, 1}: ground-truth occupancy of points",
+    "surface_points": "(M, 3) float32, object frame: area-uniform samples of the outer surface",
+    "surface_normals": "(M, 3) float32: unit outward normals of surface_points",
+    "voxels_<R>": "packed bits of a (R, R, R) bool grid [x, y, z] on [-0.5, 0.5]^3 (R in 32/64/128)",
+}
+
+MAX_IMAGE_PIXELS = 4096 * 4096
+"""Refuse images larger than this (decompression bombs)."""
+
+
+@dataclass
+class ShapeRecord:
+    """Everything stored for one shape (arrays in the object frame)."""
+
+    points: np.ndarray
+    occupancies: np.ndarray
+    surface_points: np.ndarray
+    surface_normals: np.ndarray
+    voxels: dict[int, np.ndarray] = field(default_factory=dict)
+    """resolution -> bool (R, R, R) grid"""
+    extra: dict[str, np.ndarray] = field(default_factory=dict)
+    """optional extra arrays (e.g. loc/scale of an import), stored verbatim"""
+
+
+def shape_dir(root: str | Path, key: str) -> Path:
+    """Resolve ``cat/id`` under root, refusing keys that escape the dataset (``../../x``)."""
+    root = Path(root)
+    parts = Path(key).parts
+    if len(parts) != 2 or any(p in ("..", ".", "") for p in parts) or Path(key).is_absolute():
+        raise InputError(f"{root / INDEX_FILE}: shape key {key!r} is not of the form 'category/id'")
+    resolved = (root / key).resolve()
+    if root.resolve() not in resolved.parents:
+        raise InputError(f"{root / INDEX_FILE}: shape key {key!r} points outside the dataset")
+    return root / key
+
+
+def pack_voxels(grid: np.ndarray) -> np.ndarray:
+    grid = np.asarray(grid, dtype=bool)
+    return np.packbits(grid.reshape(-1))
+
+
+def unpack_voxels(packed: np.ndarray, res: int, where: str = "voxels") -> np.ndarray:
+    packed = np.asarray(packed)
+    expected = (res**3 + 7) // 8
+    if packed.dtype != np.uint8 or packed.ndim != 1 or packed.size != expected:
+        raise InputError(
+            f"{where}: expected {expected} packed bytes for a {res}^3 grid, got {packed.dtype} {packed.shape}"
+        )
+    return np.unpackbits(packed)[: res**3].reshape(res, res, res).astype(bool)
+
+
+def write_shape(path: str | Path, record: ShapeRecord) -> None:
+    """Write ``shape.npz`` atomically and deterministically."""
+    arrays = {
+        "points": np.asarray(record.points, dtype=np.float32),
+        "occupancies": np.asarray(record.occupancies, dtype=np.uint8),
+        "surface_points": np.asarray(record.surface_points, dtype=np.float32),
+        "surface_normals": np.asarray(record.surface_normals, dtype=np.float32),
+    }
+    for res, grid in sorted(record.voxels.items()):
+        arrays[f"voxels_{res}"] = pack_voxels(grid)
+    arrays.update(record.extra)
+    atomic_save_npz(path, **arrays)
+
+
+def _check_points(name: str, arr: np.ndarray, where: Path, width: int = 3) -> np.ndarray:
+    if arr.ndim != 2 or arr.shape[1] != width:
+        raise InputError(f"{where}: '{name}' has shape {arr.shape}, expected (N, {width})")
+    if not np.issubdtype(arr.dtype, np.floating):
+        raise InputError(f"{where}: '{name}' has dtype {arr.dtype}, expected float")
+    if not np.all(np.isfinite(arr)):
+        bad = int((~np.isfinite(arr)).any(axis=1).sum())
+        raise InputError(f"{where}: '{name}' has {bad} rows with NaN/Inf")
+    return arr.astype(np.float32, copy=False)
+
+
+def read_shape(
+    path: str | Path, voxel_resolutions: tuple[int, ...] = (), surface: bool = True
+) -> ShapeRecord:
+    """Read and validate ``shape.npz``; only the requested voxel grids are unpacked."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: file not found")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            names = set(npz.files)
+            missing = {"points", "occupancies"} - names
+            if surface:
+                missing |= {"surface_points", "surface_normals"} - names
+            if missing:
+                raise InputError(f"{path}: missing arrays {sorted(missing)}")
+            points = _check_points("points", npz["points"], path)
+            occ = npz["occupancies"]
+            surf = (
+                _check_points("surface_points", npz["surface_points"], path) if surface else np.zeros((0, 3))
+            )
+            normals = _check_points("surface_normals", npz["surface_normals"], path) if surface else surf
+            voxels = {}
+            for res in voxel_resolutions:
+                key = f"voxels_{res}"
+                if key not in names:
+                    raise InputError(
+                        f"{path}: no '{key}' grid (has {sorted(n for n in names if 'vox' in n)})"
+                    )
+                voxels[res] = unpack_voxels(npz[key], res, f"{path}: '{key}'")
+    except InputError:
+        raise
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+        raise InputError(f"{path}: unreadable or truncated npz ({exc})") from None
+    if occ.shape != (points.shape[0],):
+        raise InputError(f"{path}: 'occupancies' has shape {occ.shape}, expected ({points.shape[0]},)")
+    if surface and normals.shape != surf.shape:
+        raise InputError(f"{path}: 'surface_normals' shape {normals.shape} != surface_points {surf.shape}")
+    return ShapeRecord(points, occ.astype(np.uint8), surf, normals, voxels)
+
+
+def write_views(folder: str | Path, views: list[Viewpoint], images: list[np.ndarray]) -> None:
+    """Write RGBA PNGs ``00.png ...`` plus R2N2's ``renderings.txt`` and ``rendering_metadata.txt``.
+
+    The metadata is written last, so a folder with a metadata file has all its images.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    names = []
+    for i, img in enumerate(images):
+        name = f"{i:02d}.png"
+        with atomic_path(folder / name, suffix=".png") as tmp:
+            Image.fromarray(np.asarray(img, dtype=np.uint8), mode="RGBA").save(tmp, format="PNG")
+        names.append(name)
+    atomic_write_text(folder / RENDERINGS_FILE, "\n".join(names) + "\n")
+    atomic_write_text(folder / METADATA_FILE, "\n".join(format_metadata_line(v) for v in views) + "\n")
+
+
+def read_views(folder: str | Path) -> tuple[list[str], list[Viewpoint]]:
+    """Image file names and viewpoints of a ``rendering/`` folder (R2N2 layout)."""
+    folder = Path(folder)
+    meta = folder / METADATA_FILE
+    if not meta.is_file():
+        raise InputError(f"{meta}: file not found")
+    lines = [ln for ln in meta.read_text().splitlines() if ln.strip()]
+    views = [parse_metadata_line(ln, f"{meta}: line {i + 1}") for i, ln in enumerate(lines)]
+    listing = folder / RENDERINGS_FILE
+    if listing.is_file():
+        names = [ln.strip() for ln in listing.read_text().splitlines() if ln.strip()]
+    else:
+        names = [f"{i:02d}.png" for i in range(len(views))]
+    if len(names) != len(views):
+        raise InputError(f"{meta}: {len(views)} viewpoints but {len(names)} images in {RENDERINGS_FILE}")
+    for name in names:
+        if Path(name).name != name:
+            raise InputError(f"{listing}: image name {name!r} must be a plain file name")
+    return names, views
+
+
+def load_image(path: str | Path) -> np.ndarray:
+    """Any image file -> RGBA uint8 (H, W, 4). Alpha is 255 where the file has none.
+
+    Handles palette, grayscale, 16-bit, CMYK and EXIF-rotated files; refuses decompression bombs,
+    truncated and non-image files with an :class:`InputError` naming the file.
+    """
+    from PIL import ImageOps, UnidentifiedImageError
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: image file not found")
+    if path.stat().st_size == 0:
+        raise InputError(f"{path}: empty file (0 bytes)")
+    try:
+        with Image.open(path) as im:
+            if im.width * im.height > MAX_IMAGE_PIXELS:
+                raise InputError(
+                    f"{path}: image of {im.width}x{im.height} pixels exceeds the limit of {MAX_IMAGE_PIXELS}"
+                )
+            im.load()
+            im = ImageOps.exif_transpose(im)
+            if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+                arr = np.asarray(im, dtype=np.float64)
+                peak = 65535.0 if arr.max() > 255 else 255.0
+                im = Image.fromarray(np.clip(arr / peak * 255.0 + 0.5, 0, 255).astype(np.uint8), mode="L")
+            rgba = im.convert("RGBA")
+    except InputError:
+        raise
+    except Image.DecompressionBombError as exc:
+        raise InputError(f"{path}: refused, image too large ({exc})") from None
+    except UnidentifiedImageError:
+        raise InputError(f"{path}: not an image file (unrecognised format)") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise InputError(f"{path}: unreadable or truncated image ({exc})") from None
+    arr = np.asarray(rgba, dtype=np.uint8)
+    if arr.shape[0] < 2 or arr.shape[1] < 2:
+        raise InputError(f"{path}: image of {arr.shape[1]}x{arr.shape[0]} pixels is too small")
+    return arr
+
+
+def write_index(root: str | Path, categories: dict[str, str], splits: dict[str, list[str]], **info) -> None:
+    index = {
+        "format_version": FORMAT_VERSION,
+        "categories": categories,
+        "splits": {s: list(splits.get(s, [])) for s in SPLITS},
+        "counts": {s: len(splits.get(s, [])) for s in SPLITS},
+        **info,
+    }
+    atomic_write_json(Path(root) / INDEX_FILE, index)
+
+
+def read_index(root: str | Path) -> dict:
+    """Read and validate ``index.json`` (version, splits, keys inside the dataset)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise InputError(f"{root}: dataset folder not found")
+    path = root / INDEX_FILE
+    if not path.is_file():
+        raise InputError(f"{path}: missing dataset index (is {root} an ifkd dataset? see `ifkd data synth`)")
+    index = read_json(path)
+    if not isinstance(index, dict) or index.get("format_version") != FORMAT_VERSION:
+        raise InputError(f"{path}: unsupported format_version {index.get('format_version')!r}")
+    splits = index.get("splits")
+    if not isinstance(splits, dict):
+        raise InputError(f"{path}: 'splits' must be an object with train/val/test lists")
+    for name, keys in splits.items():
+        if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
+            raise InputError(f"{path}: split {name!r} must be a list of 'category/id' strings")
+        for key in keys:
+            shape_dir(root, key)
+    if not isinstance(index.get("categories"), dict):
+        raise InputError(f"{path}: 'categories' must map names to synset ids")
+    return index
