@@ -7,107 +7,12 @@ Errors about user input print one line naming the file and the problem and exit 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from pathlib import Path
 
+from ifkd.commands import data, evaluate, reconstruct, train
 from ifkd.io import InputError
 
 EXIT_INPUT = 2
-
-
-def _add_data(sub: argparse._SubParsersAction) -> None:
-    data = sub.add_parser("data", help="generate, import and inspect datasets").add_subparsers(
-        dest="data_cmd"
-    )
-    data.required = True
-    p = data.add_parser("synth", help="generate the procedural ShapeNet-like dataset")
-    p.add_argument(
-        "--out", "--output-dir", required=True, type=Path, help="dataset folder (created/completed)"
-    )
-    p.add_argument("--per-category", type=int, default=10, help="shapes per category (default 10)")
-    p.add_argument("--views", type=int, default=8, help="renders per shape (default 8; R2N2 has 24)")
-    p.add_argument("--seed", type=int, default=0, help="global seed; same seed -> byte-identical files")
-    p.add_argument("--categories", nargs="+", default=None, help="subset of the 13 categories (default all)")
-    p.add_argument("--image-size", type=int, default=137, help="render size in pixels (default 137, as R2N2)")
-    p.add_argument("--workers", type=int, default=1, help="parallel processes (default 1)")
-    p.set_defaults(func=cmd_data_synth)
-
-    p = data.add_parser("info", help="summarise a dataset")
-    p.add_argument("root", type=Path)
-    p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.set_defaults(func=cmd_data_info)
-
-    p = data.add_parser("show", help="write a PNG sheet of a shape's views and its ground truth")
-    p.add_argument("root", type=Path)
-    p.add_argument("shape", help="shape key 'category/id'")
-    p.add_argument("--out", type=Path, default=None, help="PNG path (default <category>_<id>.png)")
-    p.set_defaults(func=cmd_data_show)
-
-
-def cmd_data_synth(args: argparse.Namespace) -> int:
-    from ifkd.data.synth.generate import SynthSettings, categories_arg, generate_dataset
-
-    if args.per_category < 1 or args.views < 1 or args.image_size < 8:
-        raise InputError("--per-category and --views must be >= 1 and --image-size >= 8")
-    s = SynthSettings(
-        per_category=args.per_category,
-        views=args.views,
-        seed=args.seed,
-        image_size=args.image_size,
-        categories=categories_arg(args.categories),
-    )
-    try:
-        splits = generate_dataset(args.out, s, workers=args.workers)
-    except ValueError as exc:
-        raise InputError(str(exc)) from None
-    counts = ", ".join(f"{k} {len(v)}" for k, v in splits.items())
-    print(f"dataset written to {args.out} ({counts} shapes, {args.views} views each)")
-    return 0
-
-
-def dataset_summary(root: Path) -> dict:
-    from ifkd.data.format import read_index
-
-    index = read_index(root)
-    per_cat: dict[str, dict[str, int]] = {}
-    for split, keys in index["splits"].items():
-        for key in keys:
-            per_cat.setdefault(key.split("/")[0], {s: 0 for s in index["splits"]})[split] += 1
-    return {
-        "root": str(root),
-        "format_version": index["format_version"],
-        "source": index.get("source", "?"),
-        "categories": index["categories"],
-        "counts": {s: len(v) for s, v in index["splits"].items()},
-        "per_category": per_cat,
-        "views_per_shape": index.get("views_per_shape"),
-        "image_size": index.get("image_size"),
-    }
-
-
-def cmd_data_info(args: argparse.Namespace) -> int:
-    info = dataset_summary(args.root)
-    if args.json:
-        print(json.dumps(info, indent=2))
-        return 0
-    print(f"{info['root']}: ifkd dataset v{info['format_version']} from {info['source']}")
-    print(f"  views per shape: {info['views_per_shape']}, image size: {info['image_size']}")
-    print(f"  {'category':<12} {'synset':<9} " + " ".join(f"{s:>6}" for s in info["counts"]))
-    for cat, counts in info["per_category"].items():
-        syn = info["categories"].get(cat, "?")
-        print(f"  {cat:<12} {syn:<9} " + " ".join(f"{counts[s]:>6}" for s in info["counts"]))
-    print(f"  {'total':<22} " + " ".join(f"{n:>6}" for n in info["counts"].values()))
-    return 0
-
-
-def cmd_data_show(args: argparse.Namespace) -> int:
-    from ifkd.data.show import write_shape_sheet
-
-    out = args.out or Path(args.shape.replace("/", "_") + ".png")
-    write_shape_sheet(args.root, args.shape, out)
-    print(f"wrote {out}")
-    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -118,13 +23,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     sub = parser.add_subparsers(dest="command")
     sub.required = True
-    _add_data(sub)
-    for register in _EXTRA_COMMANDS:
-        register(sub)
+    for module in (data, train, reconstruct, evaluate):
+        module.register(sub)
     return parser
-
-
-_EXTRA_COMMANDS: list = []
 
 
 def main(argv: list[str] | None = None) -> int:

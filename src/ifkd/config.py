@@ -90,6 +90,10 @@ class EvalConfig:
     surface_points: int = 100_000
     """OccNet uses 100k samples each for Chamfer-L1; the paper 4k (set 4096 for its protocol)"""
     edge_points: int = 16_384
+    distance_ratio: float = 0.775
+    """camera distance ratio assumed at inference when the pose is unknown (R2N2 spans 0.65-0.9)"""
+    points_per_chunk: int = 65_536
+    """decoder queries per forward pass during extraction (memory vs speed)"""
 
 
 @dataclass(frozen=True)

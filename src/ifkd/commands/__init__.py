@@ -1,0 +1,1 @@
+"""One module per `ifkd` verb; each exposes `register(subparsers)`."""

@@ -1,0 +1,94 @@
+"""`ifkd train teacher|student`: build the resolved config from a preset + method + overrides, then train."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ifkd.io import InputError
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", required=True, type=Path, help="dataset folder (ifkd format)")
+    p.add_argument("--preset", default="cpu", help="size preset: paper | cpu | tiny (default cpu)")
+    p.add_argument("--out", "--output-dir", required=True, type=Path, help="run folder")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config field, e.g. --set train.epochs_recon=5 (repeatable)",
+    )
+    p.add_argument("--seed", type=int, default=None, help="shorthand for --set train.seed=N")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda[:i] (default auto)")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    group = sub.add_parser("train", help="train the teacher, then a student").add_subparsers(dest="train_cmd")
+    group.required = True
+    p = group.add_parser("teacher", help="train the voxel teacher (IF-Net style)")
+    _common(p)
+    p.add_argument(
+        "--kind",
+        default="ifnet",
+        choices=["ifnet", "simple"],
+        help="ifnet (5 scales) or simple (last layer only, the paper's ablation)",
+    )
+    p.set_defaults(func=cmd_train_teacher)
+
+    p = group.add_parser("student", help="train a single-view method (IFKD, an ablation, or a baseline)")
+    _common(p)
+    p.add_argument("--teacher", type=Path, default=None, help="teacher run folder (needed by KD methods)")
+    p.add_argument("--method", default="ifkd", help="method name (see `ifkd methods`; default ifkd)")
+    p.set_defaults(func=cmd_train_student)
+
+
+def build_config(method: str, preset: str, overrides: list[str], seed: int | None):
+    """preset -> method overrides -> --set overrides -> seed: the resolved config of a run."""
+    from ifkd.config import apply_overrides, get_preset
+    from ifkd.methods import method_config
+
+    try:
+        cfg = method_config(method, get_preset(preset))
+        if seed is not None:
+            overrides = [*overrides, f"train.seed={seed}"]
+        return apply_overrides(cfg, overrides)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+
+
+def _run(args: argparse.Namespace, method: str, teacher: Path | None) -> int:
+    from ifkd.config import load_config
+    from ifkd.train.loop import train
+
+    if args.resume and (args.out / "config.json").is_file():
+        cfg = load_config(args.out)  # the saved config is authoritative on resume
+        if args.overrides:
+            print("note: --set is ignored with --resume; the run's config.json is used")
+    else:
+        cfg = build_config(method, args.preset, args.overrides, args.seed)
+    result = train(cfg, args.data, args.out, teacher_run=teacher, resume=args.resume, device=args.device)
+    print(
+        f"run written to {args.out}: "
+        + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in (result or {}).items())
+    )
+    return 0
+
+
+def cmd_train_teacher(args: argparse.Namespace) -> int:
+    return _run(args, "teacher" if args.kind == "ifnet" else "teacher-simple", None)
+
+
+def cmd_train_student(args: argparse.Namespace) -> int:
+    from ifkd.methods import METHODS
+
+    spec = METHODS.get(args.method)
+    if spec is None:
+        raise InputError(f"--method {args.method!r}: unknown; choose from {', '.join(sorted(METHODS))}")
+    if getattr(spec, "uses_kd", False) and args.teacher is None:
+        raise InputError(
+            f"--method {args.method} distils from a teacher: pass --teacher RUN (see `ifkd train teacher`)"
+        )
+    return _run(args, args.method, args.teacher)
