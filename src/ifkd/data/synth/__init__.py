@@ -1,0 +1,28 @@
+"""The procedural ShapeNet-like dataset: analytic part-based shapes (``make_shape``) in the object frame."""
+
+from ifkd.data.synth.families import CATEGORIES, make_shape
+from ifkd.data.synth.primitives import (
+    Box,
+    Capsule,
+    ConvexPolyhedron,
+    Cylinder,
+    Ellipsoid,
+    Part,
+    Shape,
+    rotation_about,
+    rotation_y_to,
+)
+
+__all__ = [
+    "CATEGORIES",
+    "Box",
+    "Capsule",
+    "ConvexPolyhedron",
+    "Cylinder",
+    "Ellipsoid",
+    "Part",
+    "Shape",
+    "make_shape",
+    "rotation_about",
+    "rotation_y_to",
+]
