@@ -1,0 +1,411 @@
+"""Run folders and checkpoints: safetensors weights, pickle-free optimizer state, JSON train state.
+
+Written by the trainer (rank 0 only); read back by ``--resume``, and by the reconstructor and evaluator
+through :func:`load_model`. Layout of a run folder::
+
+    config.json                      resolved Config, written before step 1
+    metrics.jsonl                    one JSON object per finished epoch
+    log.txt                          the trainer's log lines
+    checkpoints/last.safetensors     model weights; metadata["state"] = the train state (authoritative)
+    checkpoints/last.json            the same train state, for people and tools (jq)
+    checkpoints/last-optim-<step>.safetensors   Adam tensors (param-group/scalar parts in the state)
+    checkpoints/best.safetensors     weights of the best validation IoU (+ best.json)
+
+Every file is written to a temp name and renamed. The optimizer file is named by its global step and
+written *before* the weights file that points to it, and stale ones are removed only afterwards, so a
+kill at any moment leaves a weights file whose optimizer file exists: 'last' is always consistent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import sys
+import time
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file, save_file
+from torch import nn
+from tqdm import tqdm
+
+from ifkd.config import Config, config_to_dict, load_config
+from ifkd.io import InputError, atomic_path, atomic_write_json, atomic_write_text
+
+FORMAT = "ifkd/1"
+"""``metadata['format']`` of every weights file the trainer writes."""
+
+RESUMABLE_KEYS = ("train.max_steps", "train.checkpoint_every", "data.num_workers", "eval.")
+"""Config keys that may change on ``--resume`` (they do not change the training arithmetic)."""
+
+
+class CheckpointError(InputError):
+    """A checkpoint that cannot be read or does not fit the model; the message names the file."""
+
+
+@dataclass(frozen=True)
+class RunDir:
+    """Paths inside one run folder."""
+
+    root: Path
+
+    @property
+    def config(self) -> Path:
+        return self.root / "config.json"
+
+    @property
+    def metrics(self) -> Path:
+        return self.root / "metrics.jsonl"
+
+    @property
+    def log(self) -> Path:
+        return self.root / "log.txt"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.root / "checkpoints"
+
+    def weights(self, which: str) -> Path:
+        return self.checkpoints / f"{which}.safetensors"
+
+    def sidecar(self, which: str) -> Path:
+        return self.checkpoints / f"{which}.json"
+
+
+@dataclass
+class TrainState:
+    """Everything besides weights and Adam tensors that an exact resume needs (plain JSON types only)."""
+
+    method: str
+    config_hash: str
+    epoch: int = 0
+    """epoch in progress (or next to start when ``step_in_epoch == 0``)"""
+    step_in_epoch: int = 0
+    """batches of ``epoch`` already trained (they are skipped on resume)"""
+    global_step: int = 0
+    world_size: int = 1
+    best_val_iou: float | None = None
+    teacher_dim: int | None = None
+    epoch_sums: dict[str, float] = field(default_factory=dict)
+    """sums of the loss parts over the batches done in ``epoch`` (so resumed epoch means are exact)"""
+    epoch_seconds: float = 0.0
+    rng: dict[str, Any] = field(default_factory=dict)
+    optimizer: dict[str, Any] = field(default_factory=dict)
+    """param groups + non-tensor Adam state; tensors live in ``optimizer_file``"""
+    optimizer_file: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        """A shallow dict (``dataclasses.asdict`` would deep-copy the long RNG lists on every save)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_json(cls, data: Any, where: str) -> TrainState:
+        known = {f.name for f in fields(cls)}
+        if not isinstance(data, dict) or not {"method", "config_hash"} <= set(data) or set(data) - known:
+            raise CheckpointError(f"{where}: not an ifkd train state (expected the keys {sorted(known)})")
+        return cls(**data)
+
+
+# ----------------------------------------------------------------------------------- config identity
+def _flat(obj: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(obj, dict):
+        out: dict[str, Any] = {}
+        for key, value in obj.items():
+            out.update(_flat(value, f"{prefix}{key}."))
+        return out
+    return {prefix[:-1]: list(obj) if isinstance(obj, tuple) else obj}
+
+
+def _identity(cfg: Config) -> dict[str, Any]:
+    flat = _flat(config_to_dict(cfg))
+    return {k: v for k, v in flat.items() if not any(k == r or k.startswith(r) for r in RESUMABLE_KEYS)}
+
+
+def config_hash(cfg: Config) -> str:
+    """sha256 (16 hex digits) of the config minus :data:`RESUMABLE_KEYS`: what a resume must keep."""
+    text = json.dumps(_identity(cfg), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def config_changes(old: Config, new: Config) -> list[str]:
+    """Dotted keys outside :data:`RESUMABLE_KEYS` whose values differ, as ``key: old -> new``."""
+    a, b = _identity(old), _identity(new)
+    return [f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+
+
+# ----------------------------------------------------------------------------------- weights
+def _plain_tensors(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """CPU, contiguous, no two entries sharing storage (safetensors refuses shared tensors)."""
+    out, seen = {}, set()
+    for key, value in tensors.items():
+        t = value.detach().to("cpu").contiguous()
+        ptr = t.untyped_storage().data_ptr()
+        if ptr in seen and t.numel() > 0:
+            t = t.clone()
+        seen.add(ptr)
+        out[key] = t
+    return out
+
+
+def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
+    """Atomically write ``tensors`` + string ``metadata`` as a safetensors file."""
+    with atomic_path(path) as tmp:
+        save_file(_plain_tensors(tensors), str(tmp), metadata=metadata)
+
+
+def _unreadable(path: Path, exc: Exception) -> CheckpointError:
+    return CheckpointError(
+        f"{path}: not a readable safetensors file ({exc}); it may be truncated or another format "
+        "(ifkd never unpickles torch.save files)"
+    )
+
+
+def read_metadata(path: Path) -> dict[str, str]:
+    """The string metadata of a safetensors file (reads the header only)."""
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint file not found")
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            return dict(fh.metadata() or {})
+    except (SafetensorError, OSError) as exc:
+        raise _unreadable(path, exc) from None
+
+
+def load_tensors(path: Path) -> dict[str, torch.Tensor]:
+    """All tensors of a safetensors file, on CPU; one-line :class:`CheckpointError` when unreadable."""
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint file not found")
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError) as exc:
+        raise _unreadable(path, exc) from None
+
+
+def load_weights(module: nn.Module, path: Path) -> dict[str, str]:
+    """Load a weights file into ``module`` (strict); returns its metadata. A key or shape mismatch --
+    a checkpoint of another architecture or config -- is a :class:`CheckpointError` naming the file."""
+    meta = read_metadata(path)
+    tensors = load_tensors(path)
+    own = module.state_dict()
+    missing = sorted(set(own) - set(tensors))
+    unexpected = sorted(set(tensors) - set(own))
+    shapes = [
+        f"{k} {tuple(tensors[k].shape)} in file vs {tuple(own[k].shape)} in model"
+        for k in sorted(set(own) & set(tensors))
+        if tensors[k].shape != own[k].shape
+    ]
+    if missing or unexpected or shapes:
+        parts = [
+            f"missing {missing[:4]}" if missing else "",
+            f"unexpected {unexpected[:4]}" if unexpected else "",
+        ]
+        parts += [f"shape {s}" for s in shapes[:3]]
+        what = "; ".join(p for p in parts if p)
+        raise CheckpointError(f"{path}: weights do not fit this model (wrong method or config?): {what}")
+    module.load_state_dict(tensors, strict=True)
+    return meta
+
+
+# ----------------------------------------------------------------------------------- optimizer
+def optimizer_to_flat(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Split ``optimizer.state_dict()`` into tensors (``state.<param>.<key>``) and a JSON-able rest."""
+    sd = optimizer.state_dict()
+    tensors: dict[str, torch.Tensor] = {}
+    scalars: dict[str, dict[str, Any]] = {}
+    for pid, entry in sd["state"].items():
+        for key, value in entry.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"state.{pid}.{key}"] = value
+            elif isinstance(value, (bool, int, float)):
+                scalars.setdefault(str(pid), {})[key] = value
+            else:
+                raise TypeError(f"optimizer state {pid}.{key}: cannot store a {type(value).__name__}")
+    groups = []
+    for group in sd["param_groups"]:
+        groups.append({k: list(v) if isinstance(v, tuple) else v for k, v in group.items()})
+    tuple_keys = sorted({k for g in sd["param_groups"] for k, v in g.items() if isinstance(v, tuple)})
+    return tensors, {"param_groups": groups, "scalars": scalars, "tuple_keys": tuple_keys}
+
+
+def optimizer_from_flat(
+    optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict[str, Any]
+) -> None:
+    """Inverse of :func:`optimizer_to_flat`: load the state into ``optimizer``."""
+    state: dict[int, dict[str, Any]] = {}
+    for name, value in tensors.items():
+        _, pid, key = name.split(".", 2)
+        state.setdefault(int(pid), {})[key] = value
+    for pid, entry in meta["scalars"].items():
+        state.setdefault(int(pid), {}).update(entry)
+    tuple_keys = set(meta["tuple_keys"])
+    groups = [{k: tuple(v) if k in tuple_keys else v for k, v in g.items()} for g in meta["param_groups"]]
+    optimizer.load_state_dict({"state": state, "param_groups": groups})
+
+
+# ----------------------------------------------------------------------------------- RNG
+def capture_rng() -> dict[str, Any]:
+    """Global RNG states (torch CPU, CUDA if initialised, numpy, python) as plain lists and numbers."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    version, internal, py_gauss = random.getstate()
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state().tolist(),
+        "numpy": {
+            "kind": kind,
+            "keys": keys.tolist(),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "gauss": float(gauss),
+        },
+        "python": [version, list(internal), py_gauss],
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = [s.tolist() for s in torch.cuda.get_rng_state_all()]
+    return state
+
+
+def restore_rng(state: dict[str, Any]) -> None:
+    """Inverse of :func:`capture_rng` (CUDA states only when the device count matches)."""
+    torch.set_rng_state(torch.tensor(state["torch"], dtype=torch.uint8))
+    n = state["numpy"]
+    np.random.set_state(
+        (n["kind"], np.array(n["keys"], dtype=np.uint32), n["pos"], n["has_gauss"], n["gauss"])
+    )
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    cuda = state.get("cuda")
+    if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all([torch.tensor(s, dtype=torch.uint8) for s in cuda])
+
+
+# ----------------------------------------------------------------------------------- checkpoints
+def _weights_metadata(state: TrainState, extra: dict[str, Any]) -> dict[str, str]:
+    return {
+        "format": FORMAT,
+        "method": state.method,
+        "teacher_dim": "" if state.teacher_dim is None else str(state.teacher_dim),
+        "config_hash": state.config_hash,
+        "state": json.dumps(extra),
+    }
+
+
+def save_last(run: RunDir, module: nn.Module, optimizer: torch.optim.Optimizer, state: TrainState) -> None:
+    """Write 'last': optimizer tensors first, then the weights (the commit), then the sidecar."""
+    tensors, state.optimizer = optimizer_to_flat(optimizer)
+    state.optimizer_file = f"last-optim-{state.global_step:09d}.safetensors"
+    save_tensors(run.checkpoints / state.optimizer_file, tensors, {"format": FORMAT})
+    record = state.to_json()
+    save_tensors(run.weights("last"), module.state_dict(), _weights_metadata(state, record))
+    atomic_write_json(run.sidecar("last"), record)
+    for stale in run.checkpoints.glob("last-optim-*.safetensors"):
+        if stale.name != state.optimizer_file:
+            stale.unlink(missing_ok=True)
+
+
+def save_best(run: RunDir, module: nn.Module, state: TrainState, val_iou: float, epoch: int) -> None:
+    """Write 'best' (weights only) for ``epoch`` (0-based), which just reached ``val_iou``."""
+    record = {
+        "method": state.method,
+        "epoch": epoch,
+        "global_step": state.global_step,
+        "val_iou": val_iou,
+        "teacher_dim": state.teacher_dim,
+        "config_hash": state.config_hash,
+    }
+    save_tensors(run.weights("best"), module.state_dict(), _weights_metadata(state, record))
+    atomic_write_json(run.sidecar("best"), record)
+
+
+def read_last_state(run: RunDir) -> TrainState:
+    """The train state stored inside ``checkpoints/last.safetensors`` (authoritative over last.json)."""
+    path = run.weights("last")
+    meta = read_metadata(path)
+    if meta.get("format") != FORMAT or "state" not in meta:
+        raise CheckpointError(
+            f"{path}: not an ifkd training checkpoint (metadata format {meta.get('format')!r})"
+        )
+    try:
+        data = json.loads(meta["state"])
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{path}: damaged train state in metadata ({exc.msg})") from None
+    return TrainState.from_json(data, str(path))
+
+
+def load_last(run: RunDir, module: nn.Module, optimizer: torch.optim.Optimizer) -> TrainState:
+    """Load 'last' into ``module`` and ``optimizer``; returns its :class:`TrainState` (RNG not restored)."""
+    state = read_last_state(run)
+    load_weights(module, run.weights("last"))
+    optim_path = run.checkpoints / state.optimizer_file
+    try:
+        optimizer_from_flat(optimizer, load_tensors(optim_path), state.optimizer)
+    except (KeyError, ValueError) as exc:
+        raise CheckpointError(f"{optim_path}: optimizer state does not fit this model ({exc})") from None
+    return state
+
+
+def load_model(
+    run_dir: str | Path, which: str = "best", device: str | torch.device = "cpu"
+) -> tuple[nn.Module, Config]:
+    """Rebuild a run's method from its config.json and load its weights -> ``(method in eval mode, Config)``.
+
+    ``which='best'`` falls back to 'last' for runs trained without validation (``train.val_shapes=0``).
+    Building the method does not disturb the caller's global RNG.
+    """
+    from ifkd.methods import build_method  # the methods registry sits above train in the import order
+
+    run = RunDir(Path(run_dir))
+    if which not in ("best", "last"):
+        raise ValueError(f"which={which!r}: choose 'best' or 'last'")
+    if not run.root.is_dir():
+        raise InputError(f"{run.root}: run folder not found")
+    try:
+        cfg = load_config(run.config)
+    except (FileNotFoundError, ValueError, TypeError) as exc:
+        raise InputError(f"{run.root}: cannot read the run's config ({exc})") from None
+    path = run.weights(which)
+    if which == "best" and not path.exists() and run.weights("last").exists():
+        path = run.weights("last")
+    if not path.exists():
+        raise CheckpointError(f"{path}: no {which!r} checkpoint in this run folder (has training saved one?)")
+    meta = read_metadata(path)
+    teacher_dim = int(meta["teacher_dim"]) if meta.get("teacher_dim") else None
+    with torch.random.fork_rng(devices=[]):
+        method = build_method(cfg.method, cfg, teacher_dim=teacher_dim)
+    load_weights(method, path)
+    return method.to(device).eval(), cfg
+
+
+# ----------------------------------------------------------------------------------- metrics and log
+class RunLog:
+    """Log lines: always appended to log.txt (rank 0), echoed to stderr unless progress bars own it."""
+
+    def __init__(self, path: Path | None, echo: bool) -> None:
+        self.path, self.echo = path, echo
+
+    def __call__(self, message: str, *, always: bool = False) -> None:
+        if self.path is None:
+            return
+        with open(self.path, "a", encoding="utf-8") as fh:
+            fh.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}\n")
+        if self.echo or always:
+            tqdm.write(message, file=sys.stderr)
+
+
+def read_metrics(run: RunDir) -> list[dict[str, Any]]:
+    """The records of metrics.jsonl (empty when the file does not exist yet)."""
+    if not run.metrics.is_file():
+        return []
+    lines = run.metrics.read_text().splitlines()
+    try:
+        return [json.loads(line) for line in lines if line.strip()]
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{run.metrics}: damaged metrics line ({exc.msg})") from None
+
+
+def write_metrics(run: RunDir, records: list[dict[str, Any]]) -> None:
+    """Rewrite metrics.jsonl atomically (a few hundred lines at most: cheaper than being clever)."""
+    atomic_write_text(run.metrics, "".join(json.dumps(r) + "\n" for r in records))

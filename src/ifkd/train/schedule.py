@@ -1,0 +1,46 @@
+"""The paper's training schedule: E1 epochs of reconstruction loss, then E2 epochs of recon + lambda * KD.
+
+The trainer loop asks :func:`kd_active` once per epoch (so a resumed run switches at the same epoch);
+teachers and methods without KD train the same E1 + E2 epochs with the reconstruction loss only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Protocol
+
+import torch
+
+from ifkd.config import TrainConfig
+
+
+class ScheduleSpec(Protocol):
+    """What the schedule needs from a method's spec (``ifkd.methods.MethodSpec`` satisfies it)."""
+
+    name: str
+    uses_kd: bool
+
+
+def total_epochs(cfg: TrainConfig) -> int:
+    """E1 + E2: the length of every run, teacher or student, KD or not."""
+    return cfg.epochs_recon + cfg.epochs_kd
+
+
+def needs_teacher(cfg: TrainConfig, spec: ScheduleSpec) -> bool:
+    """True when some epoch of this run adds the KD term, so a frozen teacher must be given."""
+    return spec.uses_kd and cfg.epochs_kd > 0
+
+
+def kd_active(epoch: int, cfg: TrainConfig, spec: ScheduleSpec) -> bool:
+    """KD term on in epoch ``epoch`` (0-based): epochs [E1, E1 + E2) of a method whose spec uses KD."""
+    return needs_teacher(cfg, spec) and cfg.epochs_recon <= epoch < total_epochs(cfg)
+
+
+def reached_max_steps(global_step: int, cfg: TrainConfig) -> bool:
+    """``train.max_steps`` (0 = no limit) reached after ``global_step`` optimiser steps."""
+    return cfg.max_steps > 0 and global_step >= cfg.max_steps
+
+
+def make_optimizer(params: Iterable[torch.nn.Parameter], cfg: TrainConfig) -> torch.optim.Adam:
+    """Adam at a constant ``train.lr`` (the paper: 1e-3), no weight decay, no LR schedule."""
+    return torch.optim.Adam([p for p in params if p.requires_grad], lr=cfg.lr)

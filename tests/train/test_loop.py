@@ -1,0 +1,345 @@
+"""The training loop on a fake method and dataset: files, exact resume, KD switch, signals, NaN guard.
+
+The fakes here (FakeMethod, FakeTeacher, FakeDataset, FakeSpec, tiny_config) are also loaded by
+test_ddp.py, which runs this file's fakes under torchrun.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import Dataset
+
+from ifkd.config import Config, DataConfig, TrainConfig
+from ifkd.io import InputError
+from ifkd.models.base import Batch, Method
+from ifkd.train.checkpoint import RunDir, read_last_state, read_metrics
+from ifkd.train.loop import NonFiniteLossError, TrainingInterrupted, fit, validation_shapes
+
+IMAGE = 6
+POINTS = 32
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models run fastest on one thread, and far faster on a shared, busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@dataclass(frozen=True)
+class FakeSpec:
+    name: str = "fake"
+    uses_kd: bool = True
+
+
+class FakeDataset(Dataset):
+    """``shapes`` x ``views`` items; each item's random draw depends only on (seed, epoch, index)."""
+
+    def __init__(self, shapes: int = 8, views: int = 2, seed: int = 0) -> None:
+        self.items = [(f"cat/s{s}", v) for s in range(shapes) for v in range(views)]
+        self.categories, self.num_shapes, self.seed, self.epoch = ["cat"], shapes, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch * 10_007 + i)
+        shape = int(self.items[i][0][5:])
+        radius = 0.45 + 0.04 * shape  # dense enough that predictions cross 0.5: val IoU is informative
+        image = torch.full((3, IMAGE, IMAGE), radius) + 0.05 * torch.rand(3, IMAGE, IMAGE, generator=g)
+        points = torch.rand(POINTS, 3, generator=g) - 0.5
+        return {
+            "image": image,
+            "points": points,
+            "occ": (points.norm(dim=-1) < radius).float(),
+            "E": torch.eye(4),
+            "voxels": torch.full((1, 4, 4, 4), radius),
+            "category": torch.tensor(0),
+        }
+
+
+class FakeTeacher(Method):
+    """A frozen 'voxel teacher' whose z2 is a fixed function of the points and the grid."""
+
+    input_kind = "voxels"
+    frame = "object"
+
+    def __init__(self, feature_dim: int = 5) -> None:
+        super().__init__()
+        self.feature_dim = feature_dim
+        self.proj = nn.Linear(3, feature_dim)
+
+    def encode(self, inputs: torch.Tensor) -> torch.Tensor:
+        return inputs.mean(dim=(1, 2, 3, 4))
+
+    def point_features(self, code: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.proj(points)) * code[:, None, None]
+
+
+class FakeMethod(Method):
+    """Image -> global code -> MLP occupancy; a KD head used only in KD epochs (like the real student).
+
+    ``noise`` draws from the global torch RNG each step (so resume must restore it); ``nan_at`` /
+    ``sigint_at`` make call number k return a NaN loss / send SIGINT to this process.
+    """
+
+    input_kind = "image"
+
+    def __init__(self, teacher_dim: int | None = 5, noise: bool = True) -> None:
+        super().__init__()
+        self.encoder = nn.Linear(3 * IMAGE * IMAGE, 16)
+        self.decoder = nn.Sequential(nn.Linear(16 + 3, 32), nn.ReLU(), nn.Linear(32, 1))
+        self.kd_head = nn.Linear(16 + 3, teacher_dim) if teacher_dim else None
+        self.noise = noise
+        self.calls = 0
+        self.nan_at: int | None = None
+        self.sigint_at: int | None = None
+
+    def encode(self, inputs: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.encoder(inputs.flatten(1)))
+
+    def _features(self, code: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+        return torch.cat([code[:, None].expand(-1, points.shape[1], -1), points], dim=-1)
+
+    def decode(self, code: torch.Tensor, points: torch.Tensor, distance: torch.Tensor | None = None):
+        return self.decoder(self._features(code, points)).squeeze(-1)
+
+    def training_losses(self, batch: Batch, kd_active: bool = False, teacher: Method | None = None):
+        self.calls += 1
+        if self.sigint_at == self.calls:
+            os.kill(os.getpid(), signal.SIGINT)
+        image = batch["image"]
+        if self.noise:
+            image = image + 0.01 * torch.randn_like(image)
+        code = self.encode(image)
+        feats = self._features(code, batch["points"])
+        recon = F.mse_loss(torch.sigmoid(self.decoder(feats).squeeze(-1)), batch["occ"])
+        out = {"recon": recon, "loss": recon}
+        if kd_active:
+            assert teacher is not None and not teacher.training
+            z2 = teacher.point_features(teacher.encode(batch["voxels"]), batch["points"])
+            out["kd"] = F.l1_loss(self.kd_head(feats), z2)
+            out["loss"] = recon + 0.5 * out["kd"]
+        if self.nan_at == self.calls:
+            out["loss"] = out["loss"] * float("nan")
+        return out
+
+    def predict(self, batch: Batch) -> torch.Tensor:
+        return torch.sigmoid(self.decode(self.encode(batch["image"]), batch["points"]))
+
+
+def tiny_config(**train: object) -> Config:
+    """E1 = 1 recon epoch + E2 = 2 KD epochs; 16 items / batch 4 = 4 steps per epoch."""
+    base = TrainConfig(epochs_recon=1, epochs_kd=2, batch_size=4, lr=1e-2, val_shapes=4, amp=False, seed=3)
+    return Config(method="fake", preset="tiny", data=DataConfig(num_workers=0), train=replace(base, **train))
+
+
+def run_fake(out: Path, cfg: Config, *, resume: bool = False, kd: bool = True, **method_kw) -> tuple:
+    """Seed, build the fakes, fit; returns (result, method)."""
+    torch.manual_seed(cfg.train.seed)
+    method = FakeMethod(teacher_dim=5 if kd else None)
+    for key, value in method_kw.items():
+        setattr(method, key, value)
+    torch.manual_seed(123)
+    teacher = FakeTeacher(5) if kd else None
+    result = fit(
+        method,
+        FakeDataset(seed=cfg.train.seed),
+        cfg,
+        out,
+        spec=FakeSpec(uses_kd=kd),
+        val_set=FakeDataset(shapes=4, seed=99),
+        teacher=teacher,
+        teacher_dim=5 if kd else None,
+        resume=resume,
+        progress=False,
+    )
+    return result, method
+
+
+def assert_same_weights(a: nn.Module, b: nn.Module) -> None:
+    sa, sb = a.state_dict(), b.state_dict()
+    assert sa.keys() == sb.keys()
+    for key in sa:
+        assert torch.equal(sa[key], sb[key]), key
+
+
+def without_time(records: list[dict]) -> list[dict]:
+    return [{k: v for k, v in r.items() if k not in ("seconds", "samples_per_s")} for r in records]
+
+
+def test_run_folder_files_and_loss_falls(tmp_path):
+    cfg = tiny_config(epochs_recon=3, epochs_kd=1)
+    result, _ = run_fake(tmp_path / "run", cfg)
+    run = RunDir(tmp_path / "run")
+    assert result["status"] == "completed" and result["global_step"] == 16 and result["epochs_done"] == 4
+    assert json.loads(run.config.read_text())["train"]["epochs_recon"] == 3
+    records = read_metrics(run)
+    assert [r["epoch"] for r in records] == [0, 1, 2, 3]
+    assert [r["kd_active"] for r in records] == [False, False, False, True]
+    assert "train_kd" in records[3] and "train_kd" not in records[0]
+    assert records[-1]["train_recon"] < records[0]["train_recon"]
+    assert all(0.0 <= r["val_iou"] <= 1.0 and r["samples_per_s"] > 0 for r in records)
+    assert run.weights("best").exists() and run.sidecar("best").exists()
+    assert read_last_state(run).global_step == 16
+    assert "global batch 4 = 4 per rank x 1 rank(s)" in run.log.read_text()
+    assert len(list(run.checkpoints.glob("last-optim-*.safetensors"))) == 1
+
+
+@pytest.mark.parametrize("stop_at", [3, 6])  # inside the recon epoch / inside the first KD epoch
+def test_resume_after_max_steps_is_bit_identical(tmp_path, stop_at):
+    cfg = tiny_config()
+    _, straight = run_fake(tmp_path / "a", cfg)
+    first, _ = run_fake(tmp_path / "b", tiny_config(max_steps=stop_at))
+    assert first["status"] == "max_steps" and first["global_step"] == stop_at
+    state = read_last_state(RunDir(tmp_path / "b"))
+    assert (state.epoch, state.step_in_epoch) == divmod(stop_at, 4)
+    result, resumed = run_fake(tmp_path / "b", cfg, resume=True)
+    assert result["status"] == "completed" and result["global_step"] == 12
+    assert_same_weights(straight, resumed)
+    a, b = read_metrics(RunDir(tmp_path / "a")), read_metrics(RunDir(tmp_path / "b"))
+    assert without_time(a) == without_time(b)  # epoch means, KD switch and val IoU as if never stopped
+    assert [r["kd_active"] for r in b] == [False, True, True]
+
+
+def test_checkpoint_every_and_sigint_resume(tmp_path):
+    cfg = tiny_config(checkpoint_every=2)
+    _, straight = run_fake(tmp_path / "a", cfg)
+    handler = signal.getsignal(signal.SIGINT)
+    with pytest.raises(TrainingInterrupted, match="SIGINT received: stopped after global step 7"):
+        run_fake(tmp_path / "b", cfg, sigint_at=7)
+    state = read_last_state(RunDir(tmp_path / "b"))
+    assert (state.global_step, state.epoch, state.step_in_epoch) == (7, 1, 3)
+    _, resumed = run_fake(tmp_path / "b", cfg, resume=True)
+    assert_same_weights(straight, resumed)
+    assert signal.getsignal(signal.SIGINT) is handler  # the caller's handler is back
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
+    cfg = tiny_config(checkpoint_every=3)
+    with pytest.raises(NonFiniteLossError, match=r"epoch 2, step 2 \(global step 6\)"):
+        run_fake(tmp_path / "run", cfg, nan_at=6)
+    run = RunDir(tmp_path / "run")
+    assert read_last_state(run).global_step == 4  # epoch end; step 3's save was superseded, 6 never ran
+    # The bad step was never applied: resuming without the NaN reproduces an uninterrupted run.
+    _, straight = run_fake(tmp_path / "a", cfg)
+    _, resumed = run_fake(tmp_path / "run", cfg, resume=True)
+    assert_same_weights(straight, resumed)
+
+
+def test_refuses_to_overwrite_or_change_a_run(tmp_path):
+    cfg = tiny_config(max_steps=2)
+    run_fake(tmp_path / "run", cfg)
+    with pytest.raises(InputError, match="already holds a run; pass --resume"):
+        run_fake(tmp_path / "run", cfg)
+    with pytest.raises(InputError, match=r"train.lr: 0.01 -> 0.5"):
+        run_fake(tmp_path / "run", tiny_config(max_steps=2, lr=0.5), resume=True)
+    result, _ = run_fake(tmp_path / "run", tiny_config(max_steps=5), resume=True)  # max_steps may change
+    assert result["global_step"] == 5
+    assert json.loads(RunDir(tmp_path / "run").config.read_text())["train"]["max_steps"] == 5
+
+
+def test_resume_without_checkpoint_starts_fresh(tmp_path):
+    result, _ = run_fake(tmp_path / "run", tiny_config(max_steps=1), resume=True)
+    assert result["global_step"] == 1
+    assert "starting a new run" in RunDir(tmp_path / "run").log.read_text()
+
+
+def test_kd_method_needs_a_teacher_and_nokd_runs_without(tmp_path):
+    cfg = tiny_config()
+    with pytest.raises(InputError, match="distils from a teacher"):
+        fit(FakeMethod(), FakeDataset(), cfg, tmp_path / "x", spec=FakeSpec(uses_kd=True), progress=False)
+    result, _ = run_fake(tmp_path / "nokd", tiny_config(val_shapes=0), kd=False)
+    records = read_metrics(RunDir(tmp_path / "nokd"))
+    assert result["status"] == "completed" and not any(r["kd_active"] for r in records)
+    assert all(r["val_iou"] is None for r in records)
+    assert not RunDir(tmp_path / "nokd").weights("best").exists()
+
+
+def test_validation_shapes_takes_first_view_of_each_shape():
+    ds = FakeDataset(shapes=5, views=3)
+    assert validation_shapes(ds, 3) == [0, 3, 6]
+    assert validation_shapes(ds, 10) == [0, 3, 6, 9, 12]
+
+
+def write_ball_dataset(root: Path, radii: dict[str, float], views: int = 2, res: int = 32) -> None:
+    """A tiny dataset in the on-disk format: spheres ('ball/<id>': radius), discs as renders."""
+    from ifkd.data.format import ShapeRecord, shape_dir, write_index, write_shape, write_views
+    from ifkd.geometry.camera import Viewpoint
+
+    rng = np.random.default_rng(0)
+    centres = (np.arange(res) + 0.5) / res - 0.5
+    grid = np.stack(np.meshgrid(centres, centres, centres, indexing="ij"), axis=-1)
+    yy, xx = np.mgrid[:32, :32]
+    for key, radius in radii.items():
+        points = rng.uniform(-0.55, 0.55, size=(512, 3)).astype(np.float32)
+        normals = rng.normal(size=(64, 3))
+        normals /= np.linalg.norm(normals, axis=1, keepdims=True)
+        record = ShapeRecord(
+            points,
+            np.linalg.norm(points, axis=1) < radius,
+            normals * radius,
+            normals,
+            voxels={res: np.linalg.norm(grid, axis=-1) < radius},
+        )
+        folder = shape_dir(root, key)
+        write_shape(folder / "shape.npz", record)
+        disc = (xx - 15.5) ** 2 + (yy - 15.5) ** 2 < (radius * 40) ** 2
+        image = np.zeros((32, 32, 4), np.uint8)
+        image[disc] = (200, 60, 60, 255)
+        write_views(folder / "rendering", [Viewpoint(30.0 * v, 20.0) for v in range(views)], [image] * views)
+    keys = sorted(radii)
+    write_index(root, {"ball": "0"}, {"train": keys[:-1], "val": keys[-1:], "test": []})
+
+
+def test_end_to_end_teacher_then_ifkd_student_with_exact_resume(tmp_path):
+    """Real loader + real methods: teacher run, KD student run, and a student stopped and resumed."""
+    from ifkd.config import get_preset
+    from ifkd.methods import method_config
+    from ifkd.train.checkpoint import load_model
+    from ifkd.train.loop import train
+
+    data = tmp_path / "data"
+    write_ball_dataset(data, {f"ball/{i}": 0.2 + 0.05 * i for i in range(4)})
+    base = get_preset("tiny")
+    base = replace(base, train=replace(base.train, epochs_recon=1, epochs_kd=1, batch_size=2, val_shapes=1))
+    teacher = train(method_config("teacher", base), data, tmp_path / "teacher", device="cpu", progress=False)
+    assert teacher["status"] == "completed" and teacher["global_step"] == 4  # teachers: 1 item per shape
+
+    student_cfg = method_config("ifkd", base)
+    train(student_cfg, data, tmp_path / "a", teacher_run=tmp_path / "teacher", device="cpu", progress=False)
+    records = read_metrics(RunDir(tmp_path / "a"))
+    assert [r["kd_active"] for r in records] == [False, True] and "train_kd" in records[1]
+    stopped = replace(student_cfg, train=replace(student_cfg.train, max_steps=4))  # inside the KD epoch
+    train(stopped, data, tmp_path / "b", teacher_run=tmp_path / "teacher", device="cpu", progress=False)
+    train(
+        student_cfg,
+        data,
+        tmp_path / "b",
+        teacher_run=tmp_path / "teacher",
+        resume=True,
+        device="cpu",
+        progress=False,
+    )
+    straight, _ = load_model(tmp_path / "a", "last")
+    resumed, cfg = load_model(tmp_path / "b", "last")
+    assert cfg.method == "ifkd"
+    assert_same_weights(straight, resumed)
+    assert without_time(records) == without_time(read_metrics(RunDir(tmp_path / "b")))
+    with pytest.raises(InputError, match="distils from a teacher"):
+        train(student_cfg, data, tmp_path / "c", device="cpu", progress=False)
