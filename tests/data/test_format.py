@@ -7,6 +7,7 @@ from PIL import Image
 
 from ifkd.config import DataConfig
 from ifkd.data import format as F
+from ifkd.geometry.voxels import pack_voxels, unpack_voxels
 from ifkd.data.loader import image_to_tensor, make_dataset
 from ifkd.geometry.camera import Viewpoint
 from ifkd.io import InputError
@@ -51,11 +52,11 @@ def test_shape_round_trip_and_determinism(tmp_path):
 def test_voxel_packing_layout_is_x_y_z_c_order():
     grid = np.zeros((32, 32, 32), bool)
     grid[1, 2, 3] = True
-    packed = F.pack_voxels(grid)
+    packed = pack_voxels(grid)
     flat = 1 * 32 * 32 + 2 * 32 + 3
     assert np.unpackbits(packed)[flat] == 1 and np.unpackbits(packed).sum() == 1
-    with pytest.raises(InputError, match="packed bytes"):
-        F.unpack_voxels(packed[:-1], 32, "x.npz")
+    with pytest.raises(InputError, match="bytes"):
+        unpack_voxels(packed[:-1], 32, "x.npz")
 
 
 def test_bad_shape_files_are_named(tmp_path):

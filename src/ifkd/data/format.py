@@ -26,6 +26,7 @@ import numpy as np
 from PIL import Image
 
 from ifkd.geometry.camera import Viewpoint, format_metadata_line, parse_metadata_line
+from ifkd.geometry.voxels import pack_voxels, unpack_voxels
 from ifkd.io import InputError, atomic_path, atomic_save_npz, atomic_write_json, atomic_write_text, read_json
 
 FORMAT_VERSION = 1
@@ -73,21 +74,6 @@ def shape_dir(root: str | Path, key: str) -> Path:
     if root.resolve() not in resolved.parents:
         raise InputError(f"{root / INDEX_FILE}: shape key {key!r} points outside the dataset")
     return root / key
-
-
-def pack_voxels(grid: np.ndarray) -> np.ndarray:
-    grid = np.asarray(grid, dtype=bool)
-    return np.packbits(grid.reshape(-1))
-
-
-def unpack_voxels(packed: np.ndarray, res: int, where: str = "voxels") -> np.ndarray:
-    packed = np.asarray(packed)
-    expected = (res**3 + 7) // 8
-    if packed.dtype != np.uint8 or packed.ndim != 1 or packed.size != expected:
-        raise InputError(
-            f"{where}: expected {expected} packed bytes for a {res}^3 grid, got {packed.dtype} {packed.shape}"
-        )
-    return np.unpackbits(packed)[: res**3].reshape(res, res, res).astype(bool)
 
 
 def write_shape(path: str | Path, record: ShapeRecord) -> None:
@@ -143,7 +129,7 @@ def read_shape(
                     raise InputError(
                         f"{path}: no '{key}' grid (has {sorted(n for n in names if 'vox' in n)})"
                     )
-                voxels[res] = unpack_voxels(npz[key], res, f"{path}: '{key}'")
+                voxels[res] = unpack_voxels(npz[key], res, where=f"{path}: '{key}'")
     except InputError:
         raise
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:

@@ -107,6 +107,7 @@ def render(
     K: np.ndarray | None = None,
     light: Light = DEFAULT_LIGHT,
     supersample: int = 1,
+    filter_width: float = 1.0,
 ) -> RenderResult:
     """Render ``mesh`` (object frame) seen through E (4, 4; object -> view, OpenCV axes) and K (3, 3).
 
@@ -118,4 +119,4 @@ def render(
     Ks = sample_intrinsics(K, supersample)
     tris, normals, face_rgb = view_faces(mesh, E, face_colors, light)
     face_index, depth = zbuffer(tris, Ks, width * s, height * s)
-    return compose(face_rgb, normals, face_index, depth, s)
+    return compose(face_rgb, normals, face_index, depth, s, filter_width)

@@ -98,6 +98,7 @@ def render(
     K: np.ndarray | None = None,
     light: Light = DEFAULT_LIGHT,
     supersample: int = 1,
+    filter_width: float = 1.0,
     backend: Backend = "auto",
 ) -> RenderResult:
     """Render ``mesh`` (object frame) as a W x H RGBA view with depth, face ids and normals.
@@ -105,7 +106,8 @@ def render(
     E: (4, 4) object -> view transform, OpenCV axes (:func:`ifkd.geometry.camera.view_transform`).
     K: (3, 3) intrinsics in pixels, default :func:`ifkd.geometry.camera.intrinsics` (W, H).
     Pixel (row j, col i) is sampled at its centre (i + 0.5, j + 0.5); with ``supersample`` s > 1 at an
-    s x s grid of sub-pixel centres, alpha = coverage (anti-aliased edges, like R2N2's renders).
+    s x s grid of sub-pixel centres, alpha = coverage (anti-aliased edges, like R2N2's renders);
+    ``filter_width`` > 1 widens the pixel filter (Blender's default is 1.5 px).
     face_colors: (F, 3|4) uint8 or one (3,) colour; default the mesh's colours, else grey.
     backend: "embree" rays, "raster" (numpy z-buffer) or "auto" (embree when installed).
     """
@@ -115,7 +117,15 @@ def render(
         backend = "embree" if HAS_EMBREE else "raster"
     if backend == "raster":
         return raster.render(
-            mesh, E, width, height, face_colors=face_colors, K=K, light=light, supersample=supersample
+            mesh,
+            E,
+            width,
+            height,
+            face_colors=face_colors,
+            K=K,
+            light=light,
+            supersample=supersample,
+            filter_width=filter_width,
         )
     if backend != "embree":
         raise ValueError(f"unknown render backend {backend!r}; expected 'auto', 'embree' or 'raster'")
@@ -129,7 +139,7 @@ def render(
         depth = np.full(face_index.shape, np.inf)
     else:
         face_index, depth = _embree_buffers(mesh, E, Ks, tris, normals, (width * s, height * s))
-    return compose(face_rgb, normals, face_index, depth, s)
+    return compose(face_rgb, normals, face_index, depth, s, filter_width)
 
 
 def _size(size: int | tuple[int, int]) -> tuple[int, int]:

@@ -175,11 +175,15 @@ def compose(
     face_index: np.ndarray,
     depth: np.ndarray,
     supersample: int,
+    filter_width: float = 1.0,
 ) -> RenderResult:
     """Paint sample buffers with per-face colours and reduce s x s sub-samples to pixels.
 
     face_rgb: (F, 3) shaded sRGB in [0, 1]; face_normals: (F, 3) view frame; face_index: (H*s, W*s) int,
     -1 = miss; depth: (H*s, W*s) float, inf = miss. Returns the (H, W) :class:`RenderResult`.
+    filter_width: the pixel filter's support in pixels (box 1.0 = each pixel's own sub-samples;
+    Blender, which made R2N2's renders, defaults to 1.5, so parts thinner than a pixel still leave
+    partial alpha on the pixels they touch).
     """
     hit = face_index >= 0
     fi = face_index[hit]
@@ -202,12 +206,21 @@ def compose(
         rest = a.shape[2:]
         return a.reshape((H, s, W, s) + rest).swapaxes(1, 2).reshape((H, W, s * s) + rest)
 
-    count = blocks(hit).sum(axis=2)
-    # Average colour over covered sub-samples only (straight alpha), so edges do not darken.
-    colour = blocks(rgb).sum(axis=2) / np.maximum(count, 1)[..., None]
+    if filter_width > 1.0:
+        weights = pixel_filter_weights(s, filter_width)
+        cover = filter_reduce(hit.astype(np.float64), s, weights)
+        colour = filter_reduce(rgb.astype(np.float64) * hit[..., None], s, weights)
+        colour /= np.maximum(cover, 1e-12)[..., None]
+        coverage = np.clip(cover, 0.0, 1.0)
+    else:
+        count = blocks(hit).sum(axis=2)
+        # Average colour over covered sub-samples only (straight alpha), so edges do not darken.
+        colour = blocks(rgb).sum(axis=2) / np.maximum(count, 1)[..., None]
+        coverage = count / (s * s)
     rgba = np.empty((H, W, 4), dtype=np.uint8)
-    rgba[..., :3] = np.round(colour * 255.0).astype(np.uint8)
-    rgba[..., 3] = np.round(count * (255.0 / (s * s))).astype(np.uint8)
+    rgba[..., :3] = np.round(np.clip(colour, 0.0, 1.0) * 255.0).astype(np.uint8)
+    # ceil keeps any touched pixel visible (alpha > 0), as a float renderer's output would be
+    rgba[..., 3] = np.ceil(coverage * 255.0 - 1e-6).astype(np.uint8)
     nearest = np.argmin(blocks(depth), axis=2)  # (H, W): the sub-sample nearest to the camera
 
     def pick(a: np.ndarray) -> np.ndarray:
@@ -221,3 +234,32 @@ def compose(
         face_index=pick(face_index).astype(np.int64),
         normals=pick(normals),
     )
+
+
+def pixel_filter_weights(s: int, width: float) -> np.ndarray:
+    """1-D weights of a box pixel filter of ``width`` pixels over sub-samples (s per pixel).
+
+    Returns (s + 2m,) weights summing to 1 for the sub-samples from m before a pixel's own s to m
+    after; each sub-sample weighs the overlap of its 1/s-wide cell with the filter's support.
+    """
+    m = int(np.ceil((width - 1.0) / 2.0 * s))
+    k = np.arange(-m, s + m)
+    centres = (k + 0.5) / s - 0.5  # sub-sample offsets from the pixel centre, in pixels
+    lo = np.maximum(centres - 0.5 / s, -width / 2.0)
+    hi = np.minimum(centres + 0.5 / s, width / 2.0)
+    w = np.clip(hi - lo, 0.0, None)
+    return w / w.sum()
+
+
+def filter_reduce(a: np.ndarray, s: int, weights: np.ndarray) -> np.ndarray:
+    """Separable filtering + decimation of a (H*s, W*s, ...) sub-sample buffer -> (H, W, ...)."""
+    m = (len(weights) - s) // 2
+    for axis in (0, 1):
+        pad = [(0, 0)] * a.ndim
+        pad[axis] = (m, m)
+        padded = np.pad(a, pad)
+        n = a.shape[axis] // s
+        windows = np.lib.stride_tricks.sliding_window_view(padded, len(weights), axis=axis)
+        windows = np.take(windows, np.arange(n) * s, axis=axis)
+        a = windows @ weights
+    return a

@@ -1,0 +1,166 @@
+"""`ifkd data synth`: procedural shapes -> ground truth + R2N2-style renders, in the on-disk format.
+
+Deterministic from one seed (byte-identical reruns), resumable (a shape whose ``shape.npz`` exists is
+skipped; it is written last), parallel over shapes.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from ifkd.data.format import (
+    RENDER_DIR,
+    SHAPE_FILE,
+    VOXEL_RESOLUTIONS,
+    ShapeRecord,
+    write_index,
+    write_shape,
+    write_views,
+)
+from ifkd.data.synth.families import CATEGORIES, make_shape
+from ifkd.geometry.camera import Viewpoint, view_transform
+from ifkd.geometry.sampling import sample_point_values
+from ifkd.io import check_writable
+from ifkd.render.raycast import render
+
+SPLIT_FRACTIONS = (0.7, 0.1, 0.2)
+"""train / val / test per category, as OccNet's random 70/10/20 split."""
+
+
+@dataclass(frozen=True)
+class SynthSettings:
+    per_category: int = 10
+    views: int = 8
+    seed: int = 0
+    image_size: int = 137
+    categories: tuple[str, ...] = tuple(CATEGORIES)
+    n_points: int = 10_000
+    n_uniform: int = 128
+    surface_points: int = 16_384
+    voxel_resolutions: tuple[int, ...] = VOXEL_RESOLUTIONS
+    supersample: int | None = None
+    """anti-aliasing sub-samples per pixel side (alpha = filtered coverage, like R2N2's Blender renders);
+    None: 2 at 137 px, more for smaller images so sub-samples stay <= 1/274 of the width apart"""
+    filter_width: float = 1.5
+    """pixel filter support in pixels (Blender's default 1.5): sub-pixel parts still leave partial alpha"""
+    azimuth_range: tuple[float, float] = (0.0, 360.0)
+    elevation_range: tuple[float, float] = (25.0, 30.0)
+    distance_ratio_range: tuple[float, float] = (0.65, 0.9)
+    fov: float = 25.0
+    extra: dict = field(default_factory=dict)
+
+
+def shape_seed(seed: int, category: str, index: int) -> int:
+    """A stable per-shape seed (independent of the category list and of worker scheduling)."""
+    cat_id = int(CATEGORIES[category])
+    return int(np.random.SeedSequence([seed, cat_id, index]).generate_state(1)[0])
+
+
+def draw_viewpoints(rng: np.random.Generator, n: int, s: SynthSettings) -> list[Viewpoint]:
+    """R2N2-like viewpoints: azimuth uniform, elevation 25-30, in-plane 0, distance ratio 0.65-0.9."""
+    az = rng.uniform(*s.azimuth_range, size=n)
+    el = rng.uniform(*s.elevation_range, size=n)
+    dist = rng.uniform(*s.distance_ratio_range, size=n)
+    return [
+        Viewpoint(round(float(a), 4), round(float(e), 4), 0.0, round(float(d), 4), s.fov)
+        for a, e, d in zip(az, el, dist)
+    ]
+
+
+def plan_splits(s: SynthSettings) -> dict[str, list[str]]:
+    """Per category, a seeded 70/10/20 split of the shape ids."""
+    splits: dict[str, list[str]] = {"train": [], "val": [], "test": []}
+    for category in s.categories:
+        rng = np.random.default_rng([s.seed, int(CATEGORIES[category]), 7])
+        order = rng.permutation(s.per_category)
+        n_train = int(round(SPLIT_FRACTIONS[0] * s.per_category))
+        n_val = int(round(SPLIT_FRACTIONS[1] * s.per_category))
+        if s.per_category >= 3:
+            n_train, n_val = min(n_train, s.per_category - 2), max(n_val, 1)
+        bounds = {
+            "train": order[:n_train],
+            "val": order[n_train : n_train + n_val],
+            "test": order[n_train + n_val :],
+        }
+        for split, ids in bounds.items():
+            splits[split].extend(f"{category}/{i:04d}" for i in sorted(ids))
+    return splits
+
+
+def generate_shape(root: Path, category: str, index: int, s: SynthSettings) -> str:
+    """Generate one shape's files (skipped when complete). Returns its key."""
+    key = f"{category}/{index:04d}"
+    folder = root / key
+    if (folder / SHAPE_FILE).is_file():
+        return key
+    seed = shape_seed(s.seed, category, index)
+    rng = np.random.default_rng(seed)
+    shape = make_shape(category, seed)
+    surface, normals = shape.sample_surface(s.surface_points, rng)
+    points, occ = sample_point_values(
+        shape.occupancy, surface, rng, n_total=s.n_points, n_uniform=s.n_uniform
+    )
+    voxels = {res: shape.voxelize(res) for res in s.voxel_resolutions}  # exact, cell centres
+    views = draw_viewpoints(rng, s.views, s)
+    mesh = shape.to_mesh()
+    ss = s.supersample or max(2, int(np.ceil(274 / s.image_size)))
+    images = [
+        render(mesh, view_transform(v), s.image_size, supersample=ss, filter_width=s.filter_width).rgba
+        for v in views
+    ]
+    write_views(folder / RENDER_DIR, views, images)
+    # shape.npz last: its presence marks the shape complete (resumability).
+    write_shape(folder / SHAPE_FILE, ShapeRecord(points, occ, surface, normals, voxels))
+    return key
+
+
+def _job(args: tuple[str, str, int, SynthSettings]) -> str:
+    root, category, index, s = args
+    return generate_shape(Path(root), category, index, s)
+
+
+def generate_dataset(
+    root: str | Path, s: SynthSettings, workers: int = 1, progress: bool | None = None
+) -> dict[str, list[str]]:
+    """Generate (or complete) a dataset under root; writes index.json at the end."""
+    root = Path(root)
+    unknown = [c for c in s.categories if c not in CATEGORIES]
+    if unknown:
+        raise ValueError(f"unknown categories {unknown}; choose from {sorted(CATEGORIES)}")
+    check_writable(root)
+    jobs = [(str(root), c, i, s) for c in s.categories for i in range(s.per_category)]
+    bar = tqdm(
+        total=len(jobs), desc="synth", unit="shape", disable=(not progress) if progress is not None else None
+    )
+    if workers > 1:
+        with mp.get_context("fork").Pool(workers) as pool:
+            for _ in pool.imap_unordered(_job, jobs, chunksize=2):
+                bar.update()
+    else:
+        for job in jobs:
+            _job(job)
+            bar.update()
+    bar.close()
+    splits = plan_splits(s)
+    settings = asdict(s)
+    settings["categories"] = list(s.categories)
+    write_index(
+        root,
+        {c: CATEGORIES[c] for c in s.categories},
+        splits,
+        source="ifkd-synth",
+        generator=settings,
+        views_per_shape=s.views,
+        image_size=s.image_size,
+    )
+    return splits
+
+
+def categories_arg(names: Sequence[str] | None) -> tuple[str, ...]:
+    return tuple(CATEGORIES) if not names else tuple(names)
