@@ -1,4 +1,7 @@
-from ifkd.cli import main
+"""`python -m ifkd`: the same as the `ifkd` command."""
+
 import sys
+
+from ifkd.cli import main
 
 sys.exit(main())

@@ -7,9 +7,9 @@ from PIL import Image
 
 from ifkd.config import DataConfig
 from ifkd.data import format as F
-from ifkd.geometry.voxels import pack_voxels, unpack_voxels
 from ifkd.data.loader import image_to_tensor, make_dataset
 from ifkd.geometry.camera import Viewpoint
+from ifkd.geometry.voxels import pack_voxels, unpack_voxels
 from ifkd.io import InputError
 
 
