@@ -67,8 +67,9 @@ class NonFiniteLossError(RuntimeError):
     """The loss became NaN/Inf; nothing of that step was applied or saved. The CLI exits with status 2."""
 
 
-class TrainingInterrupted(RuntimeError):
-    """SIGINT/SIGTERM: the step in flight was finished and 'last' saved; ``--resume`` continues the run."""
+class TrainingInterrupted(KeyboardInterrupt):
+    """SIGINT/SIGTERM: the step in flight was finished and 'last' saved; ``--resume`` continues the run.
+    A KeyboardInterrupt, so callers treat it like Ctrl-C (the CLI exits with status 130)."""
 
 
 def seed_everything(seed: int) -> None:
