@@ -41,6 +41,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("ifkd: interrupted", file=sys.stderr)
         return 130
+    except RuntimeError as exc:
+        from ifkd.train.loop import NonFiniteLossError
+
+        if isinstance(exc, NonFiniteLossError) and not args.debug:
+            print(f"ifkd: error: {exc}", file=sys.stderr)
+            return EXIT_INPUT
+        raise
 
 
 if __name__ == "__main__":

@@ -87,6 +87,7 @@ class ShapeViewDataset(Dataset):
             self.items.extend((key, v) for v in range(n))
         self._cache: OrderedDict[str, dict[str, np.ndarray]] = OrderedDict()
         self._cache_size = cache_size
+        self._images: dict[tuple[str, int], torch.Tensor] = {}
 
     @property
     def num_shapes(self) -> int:
@@ -130,9 +131,19 @@ class ShapeViewDataset(Dataset):
         if self.with_voxels:
             item["voxels"] = torch.from_numpy(arrays["voxels"].astype(np.float32))[None]
         if self.with_images:
-            path = shape_dir(self.root, key) / RENDER_DIR / names[view_idx]
-            item["image"] = image_to_tensor(load_image(path), self.cfg.image_size, self.cfg.background)
+            item["image"] = self._image(key, view_idx, names[view_idx])
         return item
+
+    def _image(self, key: str, view_idx: int, name: str) -> torch.Tensor:
+        """The view's input tensor; kept as uint8 after the first read (decode + resize dominate)."""
+        cached = self._images.get((key, view_idx))
+        if cached is None:
+            path = shape_dir(self.root, key) / RENDER_DIR / name
+            img = image_to_tensor(load_image(path), self.cfg.image_size, self.cfg.background)
+            cached = (img * 255.0).round().to(torch.uint8)
+            if len(self._images) < self._cache_size * 24:
+                self._images[(key, view_idx)] = cached
+        return cached.float() / 255.0
 
 
 def make_dataset(
