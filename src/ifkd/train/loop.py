@@ -3,23 +3,23 @@
 Runs as one process or as DDP under torchrun (:mod:`ifkd.train.distributed`); resumes exactly from
 ``checkpoints/last`` (:mod:`ifkd.train.checkpoint`); SIGINT/SIGTERM finish the step, save and stop;
 a non-finite loss stops before the bad step is applied, keeping the last good checkpoint.
+The ``train()`` entry point (:mod:`ifkd.train.run`) builds what :func:`fit` needs; validation is in
+:mod:`ifkd.train.validate`. Both are re-exported here, where the CLI and tests import them.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
-import random
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from ifkd.config import Config, load_config, save_config
@@ -30,14 +30,11 @@ from ifkd.train.checkpoint import (
     RunDir,
     RunLog,
     TrainState,
-    capture_rng,
     config_changes,
     config_hash,
     load_last,
-    load_model,
     read_last_state,
     read_metrics,
-    restore_rng,
     save_best,
     save_last,
     write_metrics,
@@ -47,12 +44,10 @@ from ifkd.train.distributed import (
     ResumableSampler,
     StopSignals,
     all_reduce_max,
-    all_reduce_sum,
     barrier,
-    init_distributed,
-    shutdown_distributed,
     wrap_ddp,
 )
+from ifkd.train.run import train
 from ifkd.train.schedule import (
     ScheduleSpec,
     kd_active,
@@ -61,6 +56,18 @@ from ifkd.train.schedule import (
     reached_max_steps,
     total_epochs,
 )
+from ifkd.train.state import capture_rng, restore_rng
+from ifkd.train.validate import validation_iou, validation_shapes
+
+__all__ = [
+    "NonFiniteLossError",
+    "Trainer",
+    "TrainingInterrupted",
+    "fit",
+    "train",
+    "validation_iou",
+    "validation_shapes",
+]
 
 
 class NonFiniteLossError(RuntimeError):
@@ -70,55 +77,6 @@ class NonFiniteLossError(RuntimeError):
 class TrainingInterrupted(KeyboardInterrupt):
     """SIGINT/SIGTERM: the step in flight was finished and 'last' saved; ``--resume`` continues the run.
     A KeyboardInterrupt, so callers treat it like Ctrl-C (the CLI exits with status 130)."""
-
-
-def seed_everything(seed: int) -> None:
-    """Seed torch, numpy and python RNGs (identically on every rank, so initial weights agree)."""
-    torch.manual_seed(seed)
-    np.random.seed(seed % 2**32)
-    random.seed(seed)
-
-
-def validation_shapes(dataset: Dataset, shapes: int) -> list[int]:
-    """Indices of the first view of each of the split's first ``shapes`` shapes (items are (shape, view))."""
-    items = getattr(dataset, "items", None) or [(i, 0) for i in range(len(dataset))]
-    first: dict[Any, int] = {}
-    for index, (shape, _view) in enumerate(items):
-        if len(first) >= shapes:
-            break
-        first.setdefault(shape, index)
-    return list(first.values())
-
-
-def validation_iou(
-    method: Method,
-    dataset: Dataset,
-    shapes: int,
-    ctx: DistContext,
-    batch_size: int,
-    autocast: Callable[[], contextlib.AbstractContextManager],
-) -> float | None:
-    """Mean over shapes of IoU(predict > 0.5, occ > 0.5) at the dataset's sampled points (epoch-0 draw,
-    so epochs compare). Ranks score disjoint shards and pool the sums."""
-    if hasattr(dataset, "set_epoch"):
-        dataset.set_epoch(0)
-    indices = validation_shapes(dataset, shapes)[ctx.rank :: ctx.world_size]
-    loader = DataLoader(Subset(dataset, indices), batch_size=batch_size, generator=torch.Generator())
-    totals = torch.zeros(2, dtype=torch.float64, device=ctx.device)
-    was_training = method.training
-    method.eval()
-    with torch.no_grad():
-        for batch in loader:
-            batch = {k: v.to(ctx.device) for k, v in batch.items()}
-            with autocast():
-                pred = method.predict(batch) > 0.5
-            gt = batch["occ"] > 0.5
-            inter, union = (pred & gt).sum(1).double(), (pred | gt).sum(1).double()
-            iou = torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(union))  # both empty: 1
-            totals += torch.stack([iou.sum(), iou.new_tensor(len(iou))])
-    method.train(was_training)
-    total, count = all_reduce_sum(totals, ctx).tolist()
-    return total / count if count else None
 
 
 class _LossModule(nn.Module):
@@ -446,85 +404,3 @@ def fit(
     elif resume:
         trainer.log(f"no checkpoint in {run.checkpoints} yet: starting a new run", always=True)
     return trainer.run()
-
-
-def _load_teacher(teacher_run: Path, cfg: Config, spec: Any, device: torch.device) -> Method:
-    """The frozen teacher of a KD student, checked against the student's config."""
-    teacher, tcfg = load_model(teacher_run, "best", device=device)
-    if teacher.input_kind != "voxels" or not hasattr(teacher, "point_features"):
-        raise InputError(f"{teacher_run}: run of method {tcfg.method!r}, not a voxel teacher")
-    if spec.teacher_kind is not None and tcfg.teacher.kind != spec.teacher_kind:
-        raise InputError(
-            f"{teacher_run}: a {tcfg.teacher.kind!r} teacher; method {spec.name!r} "
-            f"distils from a {spec.teacher_kind!r} one"
-        )
-    if tcfg.data.voxel_resolution != cfg.data.voxel_resolution:
-        raise InputError(
-            f"{teacher_run}: teacher trained on {tcfg.data.voxel_resolution}^3 voxels, this run "
-            f"uses data.voxel_resolution={cfg.data.voxel_resolution}"
-        )
-    return teacher.eval().requires_grad_(False)
-
-
-def train(
-    cfg: Config,
-    data_root: str | Path,
-    out_dir: str | Path,
-    *,
-    teacher_run: str | Path | None = None,
-    resume: bool = False,
-    device: str = "auto",
-    log_every: int = 20,
-    progress: bool | None = None,
-) -> dict[str, Any]:
-    """Train method ``cfg.method`` on the dataset at ``data_root`` into the run folder ``out_dir``.
-
-    KD students need ``teacher_run`` (a finished teacher run folder; its 'best' weights, frozen).
-    ``resume=True`` continues ``out_dir`` bit-for-bit from its last checkpoint. Under torchrun each
-    process calls this; rank 0 alone writes. Returns the final metrics (``status``: 'completed' or
-    'max_steps'). Raises :class:`NonFiniteLossError` (CLI exit 2) and :class:`TrainingInterrupted`.
-    """
-    from ifkd.data.loader import make_dataset
-    from ifkd.methods import build_method, get_spec
-
-    try:
-        spec = get_spec(cfg.method)
-    except ValueError as exc:
-        raise InputError(str(exc)) from None
-    ctx = init_distributed(device)
-    try:
-        teacher, teacher_dim, notes = None, None, []
-        if needs_teacher(cfg.train, spec):
-            if teacher_run is None:
-                raise InputError(f"method {cfg.method!r} distils from a teacher: pass --teacher RUN")
-            teacher = _load_teacher(Path(teacher_run), cfg, spec, ctx.device)
-            teacher_dim = int(teacher.feature_dim)
-            notes.append(f"teacher: {teacher_run} (z2 dim {teacher_dim}, frozen)")
-        elif teacher_run is not None:
-            notes.append(f"note: method {cfg.method!r} uses no KD here; the teacher {teacher_run} is ignored")
-        is_teacher = spec.name.startswith("teacher")
-        # Each method reads only what it needs: teachers no images, students without KD no voxels.
-        fields = {"with_images": not is_teacher, "with_voxels": is_teacher or teacher is not None}
-        train_set = make_dataset(data_root, "train", cfg.data, seed=cfg.train.seed, **fields)
-        val_set = None
-        if cfg.train.val_shapes > 0:
-            val_set = make_dataset(data_root, "val", cfg.data, seed=cfg.train.seed, **fields)
-        seed_everything(cfg.train.seed)
-        method = build_method(cfg.method, cfg, teacher_dim=teacher_dim)
-        return fit(
-            method,
-            train_set,
-            cfg,
-            out_dir,
-            spec=spec,
-            val_set=val_set,
-            teacher=teacher,
-            teacher_dim=teacher_dim,
-            resume=resume,
-            ctx=ctx,
-            log_every=log_every,
-            progress=progress,
-            notes=notes,
-        )
-    finally:
-        shutdown_distributed(ctx)

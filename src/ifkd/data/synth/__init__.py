@@ -8,10 +8,10 @@ from ifkd.data.synth.primitives import (
     Cylinder,
     Ellipsoid,
     Part,
-    Shape,
     rotation_about,
     rotation_y_to,
 )
+from ifkd.data.synth.shape import Shape
 
 __all__ = [
     "CATEGORIES",

@@ -1,0 +1,109 @@
+"""The ``train()`` entry point: resolve the method, load and check a KD teacher, build the datasets
+and the method, then hand over to :func:`ifkd.train.loop.fit` (as one process or one torchrun rank).
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ifkd.config import Config
+from ifkd.io import InputError
+from ifkd.models.base import Method
+from ifkd.train.checkpoint import load_model
+from ifkd.train.distributed import init_distributed, shutdown_distributed
+from ifkd.train.schedule import needs_teacher
+
+
+def seed_everything(seed: int) -> None:
+    """Seed torch, numpy and python RNGs (identically on every rank, so initial weights agree)."""
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    random.seed(seed)
+
+
+def _load_teacher(teacher_run: Path, cfg: Config, spec: Any, device: torch.device) -> Method:
+    """The frozen teacher of a KD student, checked against the student's config."""
+    teacher, tcfg = load_model(teacher_run, "best", device=device)
+    if teacher.input_kind != "voxels" or not hasattr(teacher, "point_features"):
+        raise InputError(f"{teacher_run}: run of method {tcfg.method!r}, not a voxel teacher")
+    if spec.teacher_kind is not None and tcfg.teacher.kind != spec.teacher_kind:
+        raise InputError(
+            f"{teacher_run}: a {tcfg.teacher.kind!r} teacher; method {spec.name!r} "
+            f"distils from a {spec.teacher_kind!r} one"
+        )
+    if tcfg.data.voxel_resolution != cfg.data.voxel_resolution:
+        raise InputError(
+            f"{teacher_run}: teacher trained on {tcfg.data.voxel_resolution}^3 voxels, this run "
+            f"uses data.voxel_resolution={cfg.data.voxel_resolution}"
+        )
+    return teacher.eval().requires_grad_(False)
+
+
+def train(
+    cfg: Config,
+    data_root: str | Path,
+    out_dir: str | Path,
+    *,
+    teacher_run: str | Path | None = None,
+    resume: bool = False,
+    device: str = "auto",
+    log_every: int = 20,
+    progress: bool | None = None,
+) -> dict[str, Any]:
+    """Train method ``cfg.method`` on the dataset at ``data_root`` into the run folder ``out_dir``.
+
+    KD students need ``teacher_run`` (a finished teacher run folder; its 'best' weights, frozen).
+    ``resume=True`` continues ``out_dir`` bit-for-bit from its last checkpoint. Under torchrun each
+    process calls this; rank 0 alone writes. Returns the final metrics (``status``: 'completed' or
+    'max_steps'). Raises :class:`NonFiniteLossError` (CLI exit 2) and :class:`TrainingInterrupted`.
+    """
+    from ifkd.data.loader import make_dataset
+    from ifkd.methods import build_method, get_spec
+    from ifkd.train.loop import fit  # here, not at the top: loop re-exports train from this module
+
+    try:
+        spec = get_spec(cfg.method)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    ctx = init_distributed(device)
+    try:
+        teacher, teacher_dim, notes = None, None, []
+        if needs_teacher(cfg.train, spec):
+            if teacher_run is None:
+                raise InputError(f"method {cfg.method!r} distils from a teacher: pass --teacher RUN")
+            teacher = _load_teacher(Path(teacher_run), cfg, spec, ctx.device)
+            teacher_dim = int(teacher.feature_dim)
+            notes.append(f"teacher: {teacher_run} (z2 dim {teacher_dim}, frozen)")
+        elif teacher_run is not None:
+            notes.append(f"note: method {cfg.method!r} uses no KD here; the teacher {teacher_run} is ignored")
+        is_teacher = spec.name.startswith("teacher")
+        # Each method reads only what it needs: teachers no images, students without KD no voxels.
+        fields = {"with_images": not is_teacher, "with_voxels": is_teacher or teacher is not None}
+        train_set = make_dataset(data_root, "train", cfg.data, seed=cfg.train.seed, **fields)
+        val_set = None
+        if cfg.train.val_shapes > 0:
+            val_set = make_dataset(data_root, "val", cfg.data, seed=cfg.train.seed, **fields)
+        seed_everything(cfg.train.seed)
+        method = build_method(cfg.method, cfg, teacher_dim=teacher_dim)
+        return fit(
+            method,
+            train_set,
+            cfg,
+            out_dir,
+            spec=spec,
+            val_set=val_set,
+            teacher=teacher,
+            teacher_dim=teacher_dim,
+            resume=resume,
+            ctx=ctx,
+            log_every=log_every,
+            progress=progress,
+            notes=notes,
+        )
+    finally:
+        shutdown_distributed(ctx)
