@@ -1,0 +1,149 @@
+"""One model from each source -> our files: ground truth, views, silhouette check (used by the importer).
+
+Each ``import_*_model`` function converts one model and raises on any problem; the importer turns the
+exception into a one-line reason and moves on.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ifkd.data.format import RENDER_DIR, SHAPE_FILE, VOXEL_RESOLUTIONS, ShapeRecord, write_shape, write_views
+from ifkd.data.shapenet import binvox, meshes, occnet, r2n2
+from ifkd.data.shapenet.occupancy import mesh_ground_truth
+from ifkd.geometry.camera import Viewpoint, project_to_pixels, view_transform
+from ifkd.io import InputError
+
+SILHOUETTE_MIN = 0.98
+"""Views where fewer GT surface points land on the object's pixels are reported."""
+
+
+@dataclass(frozen=True)
+class ImportSettings:
+    n_points: int = 10_000
+    n_uniform: int = 128
+    surface_points: int = 16_384
+    voxel_resolutions: tuple[int, ...] = VOXEL_RESOLUTIONS
+    seed: int = 0
+    views: int = 8
+    """renders per shape for ``import_meshes`` (R2N2 and OccNet bring their own 24)"""
+    image_size: int = 137
+    supersample: int = 2
+    v2_rotation: float = meshes.V2_ROTATION_DEG
+    category: str = "real"
+    """category name of ``import_meshes`` shapes"""
+
+
+def shape_rng(seed: int, key: str) -> np.random.Generator:
+    """Per-shape generator from the global seed and the key (independent of order and workers)."""
+    return np.random.default_rng([seed, zlib.crc32(key.encode())])
+
+
+def draw_viewpoints(rng: np.random.Generator, n: int) -> list[Viewpoint]:
+    """R2N2-like viewpoints: azimuth uniform, elevation 25-30 deg, in-plane 0, distance ratio 0.65-0.9."""
+    az, el, dist = rng.uniform(0, 360, n), rng.uniform(25, 30, n), rng.uniform(0.65, 0.9, n)
+    return [
+        Viewpoint(round(float(a), 4), round(float(e), 4), 0.0, round(float(d), 4))
+        for a, e, d in zip(az, el, dist)
+    ]
+
+
+def silhouette_agreement(points: np.ndarray, views: list[Viewpoint], images: list[np.ndarray]) -> list[float]:
+    """Per view, the share of object-frame points (N, 3) whose projection falls on a pixel with alpha > 0."""
+    out = []
+    for view, img in zip(views, images):
+        h, w = img.shape[:2]
+        pix, depth = project_to_pixels(points, view_transform(view), w, h)
+        col, row = np.floor(pix[:, 0]).astype(np.int64), np.floor(pix[:, 1]).astype(np.int64)
+        ok = (depth > 0) & (col >= 0) & (col < w) & (row >= 0) & (row < h)
+        hit = np.zeros(len(points), dtype=bool)
+        hit[ok] = img[row[ok], col[ok], 3] > 0
+        out.append(float(hit.mean()))
+    return out
+
+
+def _finish(out: Path, key: str, views, images, record: ShapeRecord) -> dict:
+    """Write views then shape.npz (last: marks completion); return the shape's check numbers."""
+    agree = silhouette_agreement(record.surface_points, views, images)
+    write_views(out / key / RENDER_DIR, views, images)
+    write_shape(out / key / SHAPE_FILE, record)
+    return {"silhouette_min": round(min(agree), 4), "silhouette_mean": round(float(np.mean(agree)), 4)}
+
+
+def _ground_truth(mesh, key: str, s: ImportSettings) -> ShapeRecord:
+    return mesh_ground_truth(
+        mesh, shape_rng(s.seed, key), s.n_points, s.n_uniform, s.surface_points, s.voxel_resolutions
+    )
+
+
+def import_r2n2_model(
+    out: Path, key: str, render_dir: Path, meshes_dir: Path, s: ImportSettings, voxels_dir: Path | None = None
+) -> dict:
+    """R2N2 renders of ``render_dir`` + the matching ShapeNetCore mesh [+ ShapeNetVox32 grid] -> out/key.
+
+    Returns check numbers: mesh version, v1 frame deviation, silhouette agreement."""
+    synset, model = render_dir.parent.name, render_dir.name
+    views, paths = r2n2.read_model_views(render_dir)
+    found = meshes.find_shapenet_mesh(meshes_dir, synset, model)
+    if found is None:
+        raise InputError(
+            f"no mesh under {meshes_dir / synset / model} ({meshes.V1_FILE} or {meshes.V2_FILE})"
+        )
+    mesh = meshes.load_shapenet_mesh(found[0], found[1], s.v2_rotation)
+    record = _ground_truth(mesh, key, s)
+    notes = {"mesh_version": found[1]}
+    if found[1] == 1:
+        off, diag = meshes.v1_frame_deviation(mesh)
+        notes.update(v1_centre_offset=round(off, 4), v1_diagonal_error=round(diag, 4))
+    if voxels_dir is not None:
+        vox = binvox.read_binvox(Path(voxels_dir) / synset / model / "model.binvox")
+        record.extra.update(
+            binvox=np.packbits(vox.grid.reshape(-1)),
+            binvox_translate=vox.translate,
+            binvox_scale=np.float64(vox.scale),
+        )
+    images = [r2n2.load_render(p) for p in paths]
+    return {**notes, **_finish(out, key, views, images, record)}
+
+
+def _voxels_from_points(points: np.ndarray, occ: np.ndarray, resolutions) -> dict[int, np.ndarray]:
+    """Grids from labelled points by nearest neighbour (OccNet's 100k points: spacing ~0.024 x scale)."""
+    from scipy.spatial import cKDTree
+
+    from ifkd.geometry.voxels import voxel_centers
+
+    tree = cKDTree(points)
+    return {
+        r: occ[tree.query(voxel_centers(r), workers=1)[1]].astype(bool).reshape(r, r, r) for r in resolutions
+    }
+
+
+def import_occnet_model(out: Path, key: str, model_dir: Path, s: ImportSettings) -> dict:
+    """OccNet model folder -> out/key: its points/labels and surface kept (in our frame), voxels by
+    nearest neighbour from the labelled points, views from img_choy2016 with recovered viewpoints."""
+    points, occ, loc, scale = occnet.read_points(model_dir / "points.npz")
+    surface, normals = occnet.read_pointcloud(model_dir / "pointcloud.npz")
+    views, paths = occnet.read_cameras(model_dir / occnet.IMG_DIR)
+    voxels = _voxels_from_points(points, occ, s.voxel_resolutions)
+    extra = {"occnet_loc": loc, "occnet_scale": np.float64(scale)}
+    record = ShapeRecord(
+        points.astype(np.float32), occ, surface.astype(np.float32), normals.astype(np.float32), voxels, extra
+    )
+    images = [occnet.load_view_image(p) for p in paths]
+    return _finish(out, key, views, images, record)
+
+
+def import_mesh_file(out: Path, key: str, path: Path, s: ImportSettings) -> dict:
+    """Any mesh file -> out/key: normalised (box centre, diagonal 1), ground truth, R2N2-like renders."""
+    from ifkd.render.raycast import render
+
+    mesh, loc, scale = meshes.normalise(meshes.load_mesh(path))
+    record = _ground_truth(mesh, key, s)
+    record.extra.update(source_loc=loc, source_scale=np.float64(scale))
+    views = draw_viewpoints(shape_rng(s.seed + 1, key), s.views)
+    images = [render(mesh, view_transform(v), s.image_size, supersample=s.supersample).rgba for v in views]
+    return _finish(out, key, views, images, record)

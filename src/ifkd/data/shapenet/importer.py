@@ -1,0 +1,400 @@
+"""`ifkd data import r2n2|occnet|meshes`: convert data users already have into our on-disk format.
+
+Every shape is written like the procedural data (views first, ``shape.npz`` last = complete), so a run
+is resumable and atomic per file; a broken model is listed with a one-line reason and never stops
+the run. Each import ends with a silhouette check: the share of GT surface points that project (our
+camera) onto pixels with alpha > 0, per view; low agreement is listed as a warning.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import time
+from collections.abc import Callable
+from dataclasses import asdict, replace
+from pathlib import Path
+
+from tqdm import tqdm
+
+from ifkd.data.format import INDEX_FILE, SHAPE_FILE, VOXEL_RESOLUTIONS, read_index, write_index
+from ifkd.data.shapenet import meshes, r2n2, splits
+from ifkd.data.shapenet.convert import (
+    SILHOUETTE_MIN,
+    ImportSettings,
+    import_mesh_file,
+    import_occnet_model,
+    import_r2n2_model,
+    silhouette_agreement,
+)
+from ifkd.io import InputError, check_writable
+
+__all__ = [
+    "ImportSettings",
+    "add_import_parser",
+    "import_meshes",
+    "import_occnet",
+    "import_r2n2",
+    "silhouette_agreement",
+]
+
+
+def _job(args: tuple) -> tuple[str, str, str, dict, float]:
+    """Run one shape; returns (key, status, source, info, seconds). Never raises."""
+    fn, out, key, source, fn_args = args
+    if (Path(out) / key / SHAPE_FILE).is_file():
+        return key, "existing", source, {}, 0.0
+    start = time.perf_counter()
+    try:
+        info = fn(Path(out), key, *fn_args)
+        return key, "imported", source, info, time.perf_counter() - start
+    except Exception as exc:  # a broken model must not stop the run
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        return (
+            key,
+            "broken",
+            source,
+            {"reason": f"{type(exc).__name__}: {reason}"[:300]},
+            time.perf_counter() - start,
+        )
+
+
+def _run(out: Path, jobs: list[tuple], workers: int, desc: str, progress: bool | None) -> list[tuple]:
+    results = []
+    bar = tqdm(
+        total=len(jobs), desc=desc, unit="model", disable=(not progress) if progress is not None else None
+    )
+    if workers > 1 and len(jobs) > 1:
+        with mp.get_context("fork").Pool(workers) as pool:
+            for res in pool.imap_unordered(_job, jobs):
+                results.append(res)
+                bar.update()
+    else:
+        for job in jobs:
+            results.append(_job(job))
+            bar.update()
+    bar.close()
+    return sorted(results)
+
+
+def _summarise(
+    out: Path,
+    results: list[tuple],
+    split_of: Callable[[str], str],
+    categories: dict[str, str],
+    s,
+    source: str,
+    start: float,
+) -> dict:
+    done = [r for r in results if r[1] in ("imported", "existing")]
+    new_splits: dict[str, list[str]] = {k: [] for k in splits.SPLIT_NAMES}
+    for key, *_ in done:
+        new_splits[split_of(key)].append(key)
+    if (out / INDEX_FILE).is_file():  # merge with an earlier run (other categories, other sources)
+        old = read_index(out)
+        categories = {**old["categories"], **categories}
+        for split, keys in old["splits"].items():
+            new_splits[split] = sorted(set(new_splits.get(split, [])) | set(keys))
+    write_index(
+        out,
+        categories,
+        {k: sorted(v) for k, v in new_splits.items()},
+        source=source,
+        importer={k: list(v) if isinstance(v, tuple) else v for k, v in asdict(s).items()},
+        views_per_shape=s.views if source == "meshes" else r2n2.R2N2_VIEWS,
+        image_size=s.image_size if source == "meshes" else r2n2.R2N2_SIZE,
+    )
+    imported = [r for r in results if r[1] == "imported"]
+    warnings = [
+        {
+            "key": k,
+            "reason": f"silhouette agreement {i['silhouette_min']:.3f} < {SILHOUETTE_MIN} in some view",
+        }
+        for k, _, _, i, _ in imported
+        if i.get("silhouette_min", 1.0) < SILHOUETTE_MIN
+    ]
+    return {
+        "out": str(out),
+        "source": source,
+        "imported": [r[0] for r in imported],
+        "existing": [r[0] for r in results if r[1] == "existing"],
+        "broken": [
+            {"key": k, "source": src, "reason": i["reason"]} for k, st, src, i, _ in results if st == "broken"
+        ],
+        "warnings": warnings,
+        "checks": {r[0]: r[3] for r in imported},
+        "seconds_per_model": {r[0]: round(r[4], 3) for r in imported},
+        "seconds": round(time.perf_counter() - start, 3),
+    }
+
+
+def _prepare(out: str | Path, workers: int) -> Path:
+    out = Path(out)
+    if workers < 1:
+        raise InputError(f"--workers must be >= 1, got {workers}")
+    check_writable(out)
+    return out
+
+
+def _limit(items: list, limit: int | None) -> list:
+    return items if limit is None else items[: max(0, int(limit))]
+
+
+def _split_lookup(split_source, synset: str, ids: list[str], seed: int) -> dict[str, str]:
+    """{model: split} for one synset: from an OccNet folder of .lst files, an R2N2 json, or random."""
+    if split_source is not None:
+        path = Path(split_source)
+        if path.is_file():
+            entry = splits.read_json_splits(path).get(synset)
+            table = splits.split_of(entry) if entry else {}
+        else:
+            lists = splits.read_occnet_splits(path / synset)
+            table = splits.split_of(lists) if lists else {}
+        if table:
+            return {m: table.get(m, "train") for m in ids}
+    rand = splits.random_split(ids, seed=[seed, int(synset)] if synset.isdigit() else seed)
+    return splits.split_of(rand)
+
+
+def import_r2n2(
+    renders_dir,
+    meshes_dir,
+    out,
+    categories=None,
+    workers: int = 1,
+    limit: int | None = None,
+    split_source=None,
+    voxels_dir=None,
+    settings: ImportSettings | None = None,
+    progress: bool | None = None,
+) -> dict:
+    """ShapeNetRendering + ShapeNetCore (v1 or v2) [+ ShapeNetVox32] -> our format. Returns the summary."""
+    s, start = settings or ImportSettings(), time.perf_counter()
+    out = _prepare(out, workers)
+    if not Path(meshes_dir).is_dir():
+        raise InputError(f"{meshes_dir}: ShapeNetCore folder not found")
+    synsets = [splits.synset_of(c) for c in categories] if categories else None
+    models = _limit(r2n2.list_models(renders_dir, synsets), limit)
+    jobs = [
+        (
+            import_r2n2_model,
+            str(out),
+            f"{splits.name_of(syn)}/{m}",
+            f"{syn}/{m}",
+            (Path(renders_dir) / syn / m, Path(meshes_dir), s, voxels_dir),
+        )
+        for syn, m in models
+    ]
+    lookup = {}
+    for syn in sorted({syn for syn, _ in models}):
+        ids = [m for sy, m in models if sy == syn]
+        lookup.update(
+            {
+                f"{splits.name_of(syn)}/{m}": sp
+                for m, sp in _split_lookup(split_source, syn, ids, s.seed).items()
+            }
+        )
+    cats = {splits.name_of(syn): syn for syn, _ in models}
+    results = _run(out, jobs, workers, "import r2n2", progress)
+    return _summarise(out, results, lookup.__getitem__, cats, s, "r2n2", start)
+
+
+def import_occnet(
+    src,
+    out,
+    categories=None,
+    workers: int = 1,
+    limit: int | None = None,
+    settings: ImportSettings | None = None,
+    progress: bool | None = None,
+) -> dict:
+    """OccNet's ShapeNet folder (``<synset>/<model>/points.npz`` ...) -> our format, keeping its split."""
+    s, start = settings or ImportSettings(), time.perf_counter()
+    out, src = _prepare(out, workers), Path(src)
+    if not src.is_dir():
+        raise InputError(f"{src}: OccNet ShapeNet folder not found")
+    wanted = (
+        [splits.synset_of(c) for c in categories]
+        if categories
+        else sorted(p.name for p in src.iterdir() if p.is_dir())
+    )
+    models = [
+        (syn, m.name)
+        for syn in wanted
+        if (src / syn).is_dir()
+        for m in sorted((src / syn).iterdir())
+        if m.is_dir()
+    ]
+    if categories and not models:
+        raise InputError(f"{src}: no models for {categories}")
+    models = _limit(models, limit)
+    jobs = [
+        (import_occnet_model, str(out), f"{splits.name_of(syn)}/{m}", f"{syn}/{m}", (src / syn / m, s))
+        for syn, m in models
+    ]
+    lookup = {}
+    for syn in sorted({syn for syn, _ in models}):
+        ids = [m for sy, m in models if sy == syn]
+        lookup.update(
+            {f"{splits.name_of(syn)}/{m}": sp for m, sp in _split_lookup(src, syn, ids, s.seed).items()}
+        )
+    results = _run(out, jobs, workers, "import occnet", progress)
+    cats = {splits.name_of(syn): syn for syn, _ in models}
+    return _summarise(out, results, lookup.__getitem__, cats, s, "occnet", start)
+
+
+def mesh_key_id(path: Path, folder: Path) -> str:
+    """A folder-safe shape id from a mesh's path relative to the import folder."""
+    rel = path.relative_to(folder).with_suffix("")
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in "_".join(rel.parts)).strip(".") or "mesh"
+
+
+def import_meshes(
+    folder,
+    out,
+    views: int = 8,
+    seed: int = 0,
+    workers: int = 1,
+    limit: int | None = None,
+    split: str = "test",
+    settings: ImportSettings | None = None,
+    progress: bool | None = None,
+) -> dict:
+    """Any folder of meshes (searched recursively) -> our format: normalised, rendered, sampled."""
+    s = replace(settings or ImportSettings(), views=views, seed=seed)
+    start, out, folder = time.perf_counter(), _prepare(out, workers), Path(folder)
+    if split not in splits.SPLIT_NAMES or views < 1:
+        raise InputError(f"--split must be one of {splits.SPLIT_NAMES} and --views >= 1")
+    files = _limit(meshes.find_mesh_files(folder), limit)
+    if not files:
+        raise InputError(f"{folder}: no mesh files ({', '.join(meshes.MESH_SUFFIXES)})")
+    keys: dict[str, Path] = {}
+    for f in files:
+        base = key = f"{s.category}/{mesh_key_id(f, folder)}"
+        n = 1
+        while key in keys:  # bunny.obj and bunny.ply both exist
+            n += 1
+            key = f"{base}_{n}"
+        keys[key] = f
+    jobs = [(import_mesh_file, str(out), key, str(f), (f, s)) for key, f in keys.items()]
+    results = _run(out, jobs, workers, "import meshes", progress)
+    return _summarise(out, results, lambda key: split, {s.category: s.category}, s, "meshes", start)
+
+
+def format_summary(summary: dict) -> str:
+    """Human-readable end-of-run report: counts, then one line per broken model and warning."""
+    lines = [
+        f"{summary['out']}: imported {len(summary['imported'])}, already done {len(summary['existing'])}, "
+        f"broken {len(summary['broken'])} ({summary['seconds']:.1f} s)"
+    ]
+    lines += [f"  broken  {b['key']}: {b['reason']}" for b in summary["broken"]]
+    lines += [f"  warning {w['key']}: {w['reason']}" for w in summary["warnings"]]
+    return "\n".join(lines)
+
+
+def _settings(args: argparse.Namespace) -> ImportSettings:
+    if args.points < 1 or not args.voxel_resolutions or min(args.voxel_resolutions) < 1:
+        raise InputError("--points and --voxel-resolutions must be positive")
+    return ImportSettings(
+        n_points=args.points,
+        voxel_resolutions=tuple(args.voxel_resolutions),
+        seed=args.seed,
+        v2_rotation=getattr(args, "v2_rotation", meshes.V2_ROTATION_DEG),
+        category=getattr(args, "category", "real"),
+    )
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    s = _settings(args)
+    common = dict(workers=args.workers, limit=args.limit, settings=s)
+    if args.import_cmd == "r2n2":
+        summary = import_r2n2(
+            args.renders,
+            args.meshes,
+            args.out,
+            args.categories,
+            split_source=args.splits,
+            voxels_dir=args.voxels,
+            **common,
+        )
+    elif args.import_cmd == "occnet":
+        summary = import_occnet(args.src, args.out, args.categories, **common)
+    else:
+        summary = import_meshes(
+            args.folder, args.out, views=args.views, seed=args.seed, split=args.split, **common
+        )
+    print(format_summary(summary))
+    if not summary["imported"] and not summary["existing"]:
+        raise InputError(f"no model could be imported into {args.out} (see the reasons above)")
+    return 0
+
+
+def add_import_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register ``import r2n2|occnet|meshes`` under the ``data`` command group's subparsers."""
+    p = subparsers.add_parser(
+        "import", help="convert R2N2 / OccNet ShapeNet data or any meshes into our format"
+    )
+    sub = p.add_subparsers(dest="import_cmd")
+    sub.required = True
+
+    def common(q: argparse.ArgumentParser) -> None:
+        q.add_argument(
+            "--out", "--output-dir", required=True, type=Path, help="dataset folder (created/completed)"
+        )
+        q.add_argument("--workers", type=int, default=1, help="parallel processes (default 1)")
+        q.add_argument(
+            "--limit", type=int, default=None, help="import at most this many models (default all)"
+        )
+        q.add_argument(
+            "--seed", type=int, default=0, help="seed for point sampling, splits, views (default 0)"
+        )
+        q.add_argument("--points", type=int, default=10_000, help="query points per shape (default 10000)")
+        q.add_argument(
+            "--voxel-resolutions",
+            type=int,
+            nargs="+",
+            default=list(VOXEL_RESOLUTIONS),
+            help="voxel grids to store (default 32 64 128)",
+        )
+        q.set_defaults(func=cmd_import)
+
+    q = sub.add_parser("r2n2", help="3D-R2N2 ShapeNetRendering + ShapeNetCore v1/v2 meshes")
+    q.add_argument(
+        "--renders", required=True, type=Path, help="ShapeNetRendering/ root (<synset>/<model>/rendering)"
+    )
+    q.add_argument(
+        "--meshes", required=True, type=Path, help="ShapeNetCore root (v1 model.obj or v2 models/)"
+    )
+    q.add_argument("--categories", nargs="+", default=None, help="names or synset ids (default all found)")
+    q.add_argument(
+        "--splits",
+        type=Path,
+        default=None,
+        help="OccNet folder with <synset>/{train,val,test}.lst, or an R2N2 split json "
+        "(default: seeded random 70/10/20)",
+    )
+    q.add_argument(
+        "--voxels", type=Path, default=None, help="ShapeNetVox32 root: keep R2N2's 32^3 binvox grids too"
+    )
+    q.add_argument(
+        "--v2-rotation",
+        type=float,
+        default=meshes.V2_ROTATION_DEG,
+        help=f"degrees about +Y taking ShapeNetCore v2 meshes to v1 (default {meshes.V2_ROTATION_DEG:g})",
+    )
+    common(q)
+    q = sub.add_parser(
+        "occnet", help="OccNet's preprocessed ShapeNet (points.npz, pointcloud.npz, img_choy2016)"
+    )
+    q.add_argument("src", type=Path, help="OccNet ShapeNet root (<synset>/<model>/...)")
+    q.add_argument("--categories", nargs="+", default=None, help="names or synset ids (default all found)")
+    common(q)
+    q = sub.add_parser("meshes", help="any folder of obj/ply/stl/off/glb meshes (searched recursively)")
+    q.add_argument("folder", type=Path)
+    q.add_argument("--views", type=int, default=8, help="R2N2-style renders per mesh (default 8)")
+    q.add_argument("--category", default="real", help="category name for these shapes (default 'real')")
+    q.add_argument(
+        "--split", default="test", choices=splits.SPLIT_NAMES, help="split they go to (default test)"
+    )
+    common(q)
+    return p
