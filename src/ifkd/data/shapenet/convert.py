@@ -15,6 +15,7 @@ import numpy as np
 from ifkd.data.format import RENDER_DIR, SHAPE_FILE, VOXEL_RESOLUTIONS, ShapeRecord, write_shape, write_views
 from ifkd.data.shapenet import binvox, meshes, occnet, r2n2
 from ifkd.data.shapenet.occupancy import mesh_ground_truth
+from ifkd.data.synth.generate import SynthSettings, draw_viewpoints
 from ifkd.geometry.camera import Viewpoint, project_to_pixels, view_transform
 from ifkd.io import InputError
 
@@ -41,15 +42,6 @@ class ImportSettings:
 def shape_rng(seed: int, key: str) -> np.random.Generator:
     """Per-shape generator from the global seed and the key (independent of order and workers)."""
     return np.random.default_rng([seed, zlib.crc32(key.encode())])
-
-
-def draw_viewpoints(rng: np.random.Generator, n: int) -> list[Viewpoint]:
-    """R2N2-like viewpoints: azimuth uniform, elevation 25-30 deg, in-plane 0, distance ratio 0.65-0.9."""
-    az, el, dist = rng.uniform(0, 360, n), rng.uniform(25, 30, n), rng.uniform(0.65, 0.9, n)
-    return [
-        Viewpoint(round(float(a), 4), round(float(e), 4), 0.0, round(float(d), 4))
-        for a, e, d in zip(az, el, dist)
-    ]
 
 
 def silhouette_agreement(points: np.ndarray, views: list[Viewpoint], images: list[np.ndarray]) -> list[float]:
@@ -144,6 +136,9 @@ def import_mesh_file(out: Path, key: str, path: Path, s: ImportSettings) -> dict
     mesh, loc, scale = meshes.normalise(meshes.load_mesh(path))
     record = _ground_truth(mesh, key, s)
     record.extra.update(source_loc=loc, source_scale=np.float64(scale))
-    views = draw_viewpoints(shape_rng(s.seed + 1, key), s.views)
-    images = [render(mesh, view_transform(v), s.image_size, supersample=s.supersample).rgba for v in views]
+    views = draw_viewpoints(shape_rng(s.seed + 1, key), s.views, SynthSettings())
+    images = [
+        render(mesh, view_transform(v), s.image_size, supersample=s.supersample, filter_width=1.5).rgba
+        for v in views
+    ]
     return _finish(out, key, views, images, record)
