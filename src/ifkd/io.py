@@ -6,6 +6,7 @@ final name; errors about user input are :class:`InputError` so the CLI can print
 
 from __future__ import annotations
 
+import glob
 import io
 import json
 import os
@@ -25,20 +26,41 @@ class InputError(ValueError):
 
 @contextmanager
 def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
-    """Yield a temp path beside ``path``; on success fsync and rename it into place."""
+    """Yield a temp path beside ``path``; on success fsync and rename it into place.
+
+    A failed write (disk full, read-only folder) leaves the previous ``path`` untouched and raises an
+    OSError whose ``filename`` is ``path`` -- not the temp name -- so the user is told which file.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix or ".tmp")
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_path: Path | None = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix or ".tmp")
+        os.close(fd)
+        tmp_path = Path(tmp)
         yield tmp_path
         with open(tmp_path, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp_path, path)
+    except OSError as exc:
+        about_temp = exc.filename is None or str(exc.filename).startswith(str(path.parent / f".{path.name}."))
+        if exc.errno is None or not about_temp:
+            raise
+        raise OSError(exc.errno, exc.strerror, str(path)) from exc  # same errno -> same subclass
     finally:
-        if tmp_path.exists():
+        if tmp_path is not None and tmp_path.exists():
             tmp_path.unlink()
+
+
+def remove_stale_temps(path: str | Path) -> None:
+    """Delete the temp files that atomic writes of ``path`` killed mid-way left beside it (``.<name>.*``).
+
+    Only for files that one process writes at a time (a shape's files, a run's checkpoints).
+    """
+    path = Path(path)
+    if path.parent.is_dir():
+        for stale in path.parent.glob(f".{glob.escape(path.name)}.*"):
+            stale.unlink(missing_ok=True)
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:

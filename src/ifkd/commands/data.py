@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from ifkd.io import InputError
@@ -29,6 +30,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = data.add_parser("info", help="summarise a dataset")
     p.add_argument("root", type=Path)
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument(
+        "--check",
+        action="store_true",
+        help="also read every shape file, view list and image; list the bad ones (exit 2 if any)",
+    )
     p.set_defaults(func=cmd_data_info)
 
     p = data.add_parser("show", help="write a PNG sheet of a shape's views and its ground truth")
@@ -79,11 +85,29 @@ def dataset_summary(root: Path) -> dict:
     }
 
 
+def check_dataset(root: Path) -> tuple[int, list[str]]:
+    """Read every shape of every split (see format.check_shape) -> (shapes checked, one line per bad one)."""
+    from ifkd.data.format import check_shape, read_index
+
+    keys = [k for split in read_index(root)["splits"].values() for k in split]
+    failures = []
+    for key in keys:
+        try:
+            check_shape(root, key)
+        except InputError as exc:
+            failures.append(str(exc))
+    return len(keys), failures
+
+
 def cmd_data_info(args: argparse.Namespace) -> int:
     info = dataset_summary(args.root)
+    failures: list[str] = []
+    if args.check:
+        info["checked"], failures = check_dataset(args.root)
+        info["failures"] = failures
     if args.json:
         print(json.dumps(info, indent=2))
-        return 0
+        return 2 if failures else 0
     print(f"{info['root']}: ifkd dataset v{info['format_version']} from {info['source']}")
     print(f"  views per shape: {info['views_per_shape']}, image size: {info['image_size']}")
     print(f"  {'category':<12} {'synset':<9} " + " ".join(f"{s:>6}" for s in info["counts"]))
@@ -91,6 +115,11 @@ def cmd_data_info(args: argparse.Namespace) -> int:
         syn = info["categories"].get(cat, "?")
         print(f"  {cat:<12} {syn:<9} " + " ".join(f"{counts[s]:>6}" for s in info["counts"]))
     print(f"  {'total':<22} " + " ".join(f"{n:>6}" for n in info["counts"].values()))
+    if args.check:
+        print(f"  checked {info['checked']} shapes: {len(failures) or 'no'} bad")
+    if failures:
+        print(f"{len(failures)} bad shapes:\n  " + "\n  ".join(failures), file=sys.stderr)
+        return 2
     return 0
 
 

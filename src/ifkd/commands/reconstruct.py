@@ -88,6 +88,6 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
     done = len(files) - len(failures)
     print(f"{done} of {len(files)} images reconstructed into {args.out}")
     if failures:
-        print("failed:\n  " + "\n  ".join(failures), file=sys.stderr)
+        print(f"{len(failures)} failed:\n  " + "\n  ".join(failures), file=sys.stderr)
         return 2
     return 0

@@ -27,7 +27,15 @@ from PIL import Image
 
 from ifkd.geometry.camera import Viewpoint, format_metadata_line, parse_metadata_line
 from ifkd.geometry.voxels import pack_voxels, unpack_voxels
-from ifkd.io import InputError, atomic_path, atomic_save_npz, atomic_write_json, atomic_write_text, read_json
+from ifkd.io import (
+    InputError,
+    atomic_path,
+    atomic_save_npz,
+    atomic_write_json,
+    atomic_write_text,
+    read_json,
+    remove_stale_temps,
+)
 
 FORMAT_VERSION = 1
 INDEX_FILE = "index.json"
@@ -87,6 +95,7 @@ def write_shape(path: str | Path, record: ShapeRecord) -> None:
     for res, grid in sorted(record.voxels.items()):
         arrays[f"voxels_{res}"] = pack_voxels(grid)
     arrays.update(record.extra)
+    remove_stale_temps(path)  # left by a writer killed mid-way; one process writes a shape at a time
     atomic_save_npz(path, **arrays)
 
 
@@ -151,9 +160,12 @@ def write_views(folder: str | Path, views: list[Viewpoint], images: list[np.ndar
     names = []
     for i, img in enumerate(images):
         name = f"{i:02d}.png"
+        remove_stale_temps(folder / name)
         with atomic_path(folder / name, suffix=".png") as tmp:
             Image.fromarray(np.asarray(img, dtype=np.uint8), mode="RGBA").save(tmp, format="PNG")
         names.append(name)
+    remove_stale_temps(folder / RENDERINGS_FILE)
+    remove_stale_temps(folder / METADATA_FILE)
     atomic_write_text(folder / RENDERINGS_FILE, "\n".join(names) + "\n")
     atomic_write_text(folder / METADATA_FILE, "\n".join(format_metadata_line(v) for v in views) + "\n")
 
@@ -165,7 +177,10 @@ def read_views(folder: str | Path) -> tuple[list[str], list[Viewpoint]]:
     if not meta.is_file():
         raise InputError(f"{meta}: file not found")
     lines = [ln for ln in meta.read_text().splitlines() if ln.strip()]
-    views = [parse_metadata_line(ln, f"{meta}: line {i + 1}") for i, ln in enumerate(lines)]
+    try:
+        views = [parse_metadata_line(ln, f"{meta}: line {i + 1}") for i, ln in enumerate(lines)]
+    except ValueError as exc:  # the parser names the file and line; make it a user-input error
+        raise InputError(str(exc)) from None
     listing = folder / RENDERINGS_FILE
     if listing.is_file():
         names = [ln.strip() for ln in listing.read_text().splitlines() if ln.strip()]
@@ -208,15 +223,37 @@ def load_image(path: str | Path) -> np.ndarray:
     except InputError:
         raise
     except Image.DecompressionBombError as exc:
-        raise InputError(f"{path}: refused, image too large ({exc})") from None
+        # Pillow refuses > 2x its own limit already at open(), before our size check sees it.
+        raise InputError(f"{path}: image exceeds the limit of {MAX_IMAGE_PIXELS} pixels ({exc})") from None
     except UnidentifiedImageError:
         raise InputError(f"{path}: not an image file (unrecognised format)") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise InputError(f"{path}: unreadable or truncated image ({exc})") from None
-    arr = np.asarray(rgba, dtype=np.uint8)
-    if arr.shape[0] < 2 or arr.shape[1] < 2:
-        raise InputError(f"{path}: image of {arr.shape[1]}x{arr.shape[0]} pixels is too small")
-    return arr
+    # Any size is accepted (a 1x1 image too): the whole frame is resized to the model's input.
+    return np.asarray(rgba, dtype=np.uint8)
+
+
+def stored_voxel_resolutions(path: str | Path) -> tuple[int, ...]:
+    """The R of every ``voxels_<R>`` array in a ``shape.npz`` (reads the archive's listing only)."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = [Path(n).stem for n in zf.namelist()]
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise InputError(f"{path}: unreadable or truncated npz ({exc})") from None
+    return tuple(sorted(int(n[7:]) for n in names if n.startswith("voxels_") and n[7:].isdigit()))
+
+
+def check_shape(root: str | Path, key: str) -> None:
+    """Read everything stored for one shape -- every array, every voxel grid, the view metadata and
+    every image -- raising :class:`InputError` (naming the file) at the first problem."""
+    folder = shape_dir(root, key)
+    path = folder / SHAPE_FILE
+    if not path.is_file():
+        raise InputError(f"{path}: file not found")
+    read_shape(path, voxel_resolutions=stored_voxel_resolutions(path))
+    names, _ = read_views(folder / RENDER_DIR)
+    for name in names:
+        load_image(folder / RENDER_DIR / name)
 
 
 def write_index(root: str | Path, categories: dict[str, str], splits: dict[str, list[str]], **info) -> None:

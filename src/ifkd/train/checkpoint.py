@@ -28,12 +28,12 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 from torch import nn
 from tqdm import tqdm
 
 from ifkd.config import Config, config_to_dict, load_config
-from ifkd.io import InputError, atomic_path, atomic_write_json, atomic_write_text
+from ifkd.io import InputError, atomic_path, atomic_write_json, atomic_write_text, remove_stale_temps
 from ifkd.train.state import capture_rng as capture_rng  # re-exported: moved to train.state
 from ifkd.train.state import optimizer_from_flat, optimizer_to_flat
 from ifkd.train.state import restore_rng as restore_rng  # re-exported: moved to train.state
@@ -153,6 +153,17 @@ def _plain_tensors(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return out
 
 
+def save_file(
+    tensors: dict[str, torch.Tensor], filename: str, metadata: dict[str, str] | None = None
+) -> None:
+    """``safetensors.torch.save_file``, but serialised in memory and written by Python.
+
+    safetensors' own writer reports a full disk as a SafetensorError; Python's raises
+    ``OSError(ENOSPC)``, which the CLI turns into one line naming the file.
+    """
+    Path(filename).write_bytes(save(tensors, metadata=metadata))
+
+
 def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
     """Atomically write ``tensors`` + string ``metadata`` as a safetensors file."""
     with atomic_path(path) as tmp:
@@ -234,6 +245,12 @@ def save_last(run: RunDir, module: nn.Module, optimizer: torch.optim.Optimizer, 
     for stale in run.checkpoints.glob("last-optim-*.safetensors"):
         if stale.name != state.optimizer_file:
             stale.unlink(missing_ok=True)
+    # Temp files of writes killed mid-way (SIGKILL, power loss): rank 0 is the run's only writer,
+    # and between two saves none of its own temp files exist.
+    for stale in run.checkpoints.glob(".*.tmp"):
+        stale.unlink(missing_ok=True)
+    remove_stale_temps(run.config)
+    remove_stale_temps(run.metrics)
 
 
 def save_best(run: RunDir, module: nn.Module, state: TrainState, val_iou: float, epoch: int) -> None:
