@@ -43,6 +43,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, default=None, help="PNG path (default <category>_<id>.png)")
     p.set_defaults(func=cmd_data_show)
 
+    from ifkd.data.shapenet.importer import add_import_parser
+
+    add_import_parser(data)
+
 
 def cmd_data_synth(args: argparse.Namespace) -> int:
     from ifkd.data.synth.generate import SynthSettings, categories_arg, generate_dataset

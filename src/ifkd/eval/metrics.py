@@ -201,7 +201,7 @@ def _normal_consistency(m: _Matches, pred_normals: np.ndarray, gt_normals: np.nd
     pred_n, gt_n = _unit(pred_normals), _unit(gt_normals)
     accuracy = np.abs(np.sum(pred_n * gt_n[m.to_gt_index], axis=1)).mean()
     completeness = np.abs(np.sum(gt_n * pred_n[m.to_pred_index], axis=1)).mean()
-    return float(0.5 * (accuracy + completeness))
+    return float(min(0.5 * (accuracy + completeness), 1.0))  # |cos| rounding can exceed 1 by an ulp
 
 
 def _fscore(m: _Matches, threshold: float) -> dict[str, float]:
