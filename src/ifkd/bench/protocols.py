@@ -1,0 +1,198 @@
+"""Benchmark protocols: which data a budget's runs train on and which test split they are scored on.
+
+``seen``: one generated dataset of all 13 categories, its train split vs its test split.
+``unseen``: train on airplane, car and chair only (GenRe's three largest classes), test on the other 10.
+``real``: a folder of arbitrary meshes, imported (normalised, rendered R2N2-style) and scored with the
+models of the ``seen`` protocol of the same budget.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+from ifkd.bench.budgets import Budget
+from ifkd.data.format import SHAPE_FILE, write_index
+from ifkd.data.synth.families import CATEGORIES
+from ifkd.data.synth.generate import SynthSettings, generate_dataset, generate_shape, plan_splits
+from ifkd.io import InputError, check_writable
+
+PROTOCOLS = ("seen", "unseen", "real")
+UNSEEN_TRAIN: tuple[str, ...] = ("airplane", "car", "chair")
+"""GenRe's (NeurIPS 2018) training classes: the three largest ShapeNet categories."""
+REAL_CATEGORY = "real"
+DEFAULT_MESHES = Path("..") / "shared" / "realdata" / "meshes"
+"""The `real` protocol's default folder, relative to the repository root."""
+
+
+@dataclass(frozen=True)
+class ProtocolData:
+    """Where a protocol's runs train and where they are scored (the test split of ``eval_root``)."""
+
+    protocol: str
+    train_root: Path | None
+    """dataset the runs train on (None for `real`: its runs are the `seen` protocol's)"""
+    eval_root: Path
+    settings: dict
+    train_categories: list[str]
+    test_categories: list[str]
+    import_summary: dict | None = None
+    """`real` only: ``import_meshes``' summary (imported, broken with a reason each, warnings)"""
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self, out_dir: Path) -> dict:
+        """The ``dataset`` entry of results.json (paths relative to the benchmark folder)."""
+        out = {
+            "root": os.path.relpath(self.eval_root, out_dir),
+            "settings": self.settings,
+            "train_categories": self.train_categories,
+            "test_categories": self.test_categories,
+        }
+        if self.train_root is not None and self.train_root != self.eval_root:
+            out["train_root"] = os.path.relpath(self.train_root, out_dir)
+        if self.import_summary is not None:
+            s = self.import_summary
+            out["import"] = {
+                "imported": sorted([*s["imported"], *s["existing"]]),
+                "skipped": s["broken"],
+                "n_skipped": len(s["broken"]),
+                "warnings": s["warnings"],
+            }
+        return out
+
+
+def _settings_dict(s: SynthSettings) -> dict:
+    out = asdict(s)
+    out["categories"] = list(s.categories)
+    return out
+
+
+def _shape_job(args: tuple[str, str, int, SynthSettings]) -> str:
+    root, category, index, s = args
+    return generate_shape(Path(root), category, index, s)
+
+
+def _generate_shapes(root: Path, keys: list[str], s: SynthSettings, workers: int) -> None:
+    """Generate the listed 'category/index' shapes (complete ones are skipped by the generator)."""
+    jobs = [(str(root), k.split("/")[0], int(k.split("/")[1]), s) for k in keys]
+    jobs = [j for j in jobs if not (root / f"{j[1]}/{j[2]:04d}" / SHAPE_FILE).is_file()]
+    if workers > 1 and len(jobs) > 1:
+        with mp.get_context("fork").Pool(workers) as pool:
+            list(pool.imap_unordered(_shape_job, jobs, chunksize=2))
+    else:
+        for job in jobs:
+            _shape_job(job)
+
+
+def seen_data(budget: Budget, out_dir: Path, workers: int = 1, progress: bool | None = False) -> ProtocolData:
+    """All categories of the budget, one generated dataset (resumable): train split vs test split."""
+    root = Path(out_dir) / "data"
+    generate_dataset(root, budget.synth, workers=workers, progress=progress)
+    cats = list(budget.synth.categories)
+    return ProtocolData("seen", root, root, _settings_dict(budget.synth), cats, cats)
+
+
+def unseen_data(
+    budget: Budget, out_dir: Path, workers: int = 1, progress: bool | None = False
+) -> ProtocolData:
+    """Train/val shapes of :data:`UNSEEN_TRAIN`, test shapes of the other categories, in one folder.
+
+    Shapes and splits are those of the `seen` dataset of the same budget (per-shape seeds do not
+    depend on the category list), so the unseen test shapes are exactly `seen`'s test shapes of those
+    categories: the generalisation gap compares like with like. Only the shapes used are generated.
+    """
+    s = budget.synth
+    train_cats = [c for c in UNSEEN_TRAIN if c in s.categories]
+    test_cats = [c for c in s.categories if c not in UNSEEN_TRAIN]
+    if not train_cats or not test_cats:
+        raise InputError(
+            f"budget {budget.name!r}: the unseen protocol needs {list(UNSEEN_TRAIN)} and other categories"
+        )
+    root = Path(out_dir) / "data"
+    check_writable(root)
+    train_splits = plan_splits(replace(s, categories=tuple(train_cats)))
+    test_keys = plan_splits(replace(s, categories=tuple(test_cats)))["test"]
+    splits = {"train": train_splits["train"], "val": train_splits["val"], "test": test_keys}
+    _generate_shapes(root, [*splits["train"], *splits["val"], *splits["test"]], s, workers)
+    settings = {**_settings_dict(s), "protocol": "unseen"}
+    write_index(
+        root,
+        {c: CATEGORIES[c] for c in s.categories},
+        splits,
+        source="ifkd-synth",
+        generator=settings,
+        views_per_shape=s.views,
+        image_size=s.image_size,
+    )
+    return ProtocolData("unseen", root, root, settings, train_cats, test_cats)
+
+
+def real_data(
+    budget: Budget,
+    out_dir: Path,
+    meshes: str | Path,
+    workers: int = 1,
+    progress: bool | None = False,
+    log: Callable[[str], None] = print,
+) -> ProtocolData:
+    """Import a folder of meshes into ``OUT/data_real`` (test split); bad meshes skipped with a reason."""
+    from ifkd.data.shapenet.importer import ImportSettings, import_meshes
+
+    s = budget.synth
+    settings = ImportSettings(
+        n_points=s.n_points,
+        n_uniform=s.n_uniform,
+        surface_points=s.surface_points,
+        voxel_resolutions=s.voxel_resolutions,
+        image_size=s.image_size,
+        category=REAL_CATEGORY,
+    )
+    root = Path(out_dir) / "data_real"
+    summary = import_meshes(
+        meshes,
+        root,
+        views=budget.real_views,
+        seed=s.seed,
+        workers=workers,
+        settings=settings,
+        progress=progress,
+    )
+    for bad in summary["broken"]:
+        log(f"skipped {bad['key']}: {bad['reason']}")
+    if not summary["imported"] and not summary["existing"]:
+        raise InputError(f"{meshes}: no mesh could be imported ({len(summary['broken'])} skipped)")
+    info = {**asdict(settings), "views": budget.real_views, "seed": s.seed, "meshes": str(meshes)}
+    info["voxel_resolutions"] = list(settings.voxel_resolutions)
+    return ProtocolData("real", None, root, info, [], [REAL_CATEGORY], import_summary=summary)
+
+
+def prepare_data(
+    protocol: str,
+    budget: Budget,
+    out_dir: Path,
+    *,
+    meshes: str | Path | None = None,
+    workers: int = 1,
+    progress: bool | None = False,
+    log: Callable[[str], None] = print,
+) -> ProtocolData:
+    """Generate or import the protocol's data under ``out_dir`` (resumable)."""
+    if protocol == "seen":
+        return seen_data(budget, out_dir, workers, progress)
+    if protocol == "unseen":
+        return unseen_data(budget, out_dir, workers, progress)
+    if protocol == "real":
+        return real_data(budget, out_dir, meshes or default_meshes(), workers, progress, log)
+    raise InputError(f"unknown protocol {protocol!r}; choose from {list(PROTOCOLS)}")
+
+
+def default_meshes() -> Path:
+    """``../shared/realdata/meshes`` relative to the repository root (the folder holding pyproject.toml)."""
+    here = Path(__file__).resolve()
+    for parent in here.parents:
+        if (parent / "pyproject.toml").is_file():
+            return (parent / DEFAULT_MESHES).resolve()
+    return (Path.cwd() / DEFAULT_MESHES).resolve()

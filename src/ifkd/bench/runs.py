@@ -1,0 +1,267 @@
+"""One (method, seed) of a benchmark: train (or resume) its run, evaluate it, read back its record.
+
+Cached by what is on disk: a run whose last checkpoint reached the end of its schedule is not trained
+again (a half-finished one resumes), and an evaluation whose ``summary.json`` holds the same
+fingerprint (weights, view options, evaluation code) is not redone. Jobs are plain picklable data so
+the harness can run them in worker processes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ifkd.eval.evaluate import TABLE_COLUMNS, EvalOptions, evaluate_model, write_results
+from ifkd.io import InputError
+
+METRIC_KEYS: tuple[str, ...] = tuple(k for k, _, _ in TABLE_COLUMNS)
+
+
+def run_name(method: str, seed: int) -> str:
+    return f"{method}-s{seed}"
+
+
+@dataclass(frozen=True)
+class RunJob:
+    """Train ``method`` with ``seed`` under a budget into ``run_dir`` and score it into ``eval_dir``."""
+
+    method: str
+    seed: int
+    budget: str
+    run_dir: str
+    data_root: str
+    """training data (unused when the run is already finished)"""
+    eval_dir: str | None = None
+    """None: train only (a teacher needed by students but not benchmarked itself)"""
+    eval_root: str | None = None
+    teacher_run: str | None = None
+    overrides: tuple[str, ...] = ()
+    """extra config overrides on top of the budget's (the equal-time schedule)"""
+    device: str = "auto"
+    threads: int = 0
+    """torch threads in a worker process (0: leave torch's default)"""
+    eval_views: str = "first"
+    eval_limit: int | None = None
+    checkpoint: str = "best"
+
+
+def _finite(value: Any) -> Any:
+    """NaN/Inf -> None, recursively (results.json stays strict JSON)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
+def weights_state(run_dir: str | Path, which: str = "best") -> dict:
+    """Train state stored with a run's ``which`` weights ('best' falls back to 'last'); {} if none."""
+    from ifkd.train.checkpoint import RunDir, read_metadata
+
+    run = RunDir(Path(run_dir))
+    path = run.weights(which)
+    if not path.exists():
+        path = run.weights("last")
+    if not path.exists():
+        return {}
+    meta = read_metadata(path)
+    try:
+        state = json.loads(meta.get("state", "{}"))
+    except json.JSONDecodeError:
+        state = {}
+    return {
+        "weights": path.name,
+        "config_hash": meta.get("config_hash"),
+        "global_step": state.get("global_step"),
+    }
+
+
+def run_finished(run_dir: str | Path, cfg) -> bool:
+    """True when the run's last checkpoint reached the end of ``cfg``'s schedule (or its max_steps)."""
+    from ifkd.train.checkpoint import RunDir, read_last_state
+    from ifkd.train.schedule import total_epochs
+
+    run = RunDir(Path(run_dir))
+    if not run.weights("last").exists():
+        return False
+    st = read_last_state(run)
+    if st.config_hash != _hash(cfg):
+        return False
+    if cfg.train.max_steps and st.global_step >= cfg.train.max_steps:
+        return True
+    return st.epoch >= total_epochs(cfg.train)
+
+
+def _hash(cfg) -> str:
+    from ifkd.train.checkpoint import config_hash
+
+    return config_hash(cfg)
+
+
+EVAL_CODE = (
+    "eval/evaluate.py",
+    "eval/metrics.py",
+    "extract/mise.py",
+    "extract/marching_cubes.py",
+    "reconstruct.py",
+)
+"""Sources whose content decides an evaluation's numbers: a change to any of them re-runs evaluations."""
+
+
+def eval_code_version() -> str:
+    """sha256 (12 hex digits) of the :data:`EVAL_CODE` sources."""
+    import ifkd
+
+    root, digest = Path(ifkd.__file__).parent, hashlib.sha256()
+    for rel in EVAL_CODE:
+        path = root / rel
+        digest.update(path.read_bytes() if path.is_file() else b"-")
+    return digest.hexdigest()[:12]
+
+
+def eval_fingerprint(run_dir: str | Path, which: str, views: str, limit: int | None) -> dict:
+    """What an evaluation depends on besides the data: the weights, the view/limit options, the code."""
+    return {
+        "weights": weights_state(run_dir, which),
+        "views": views,
+        "limit": limit,
+        "code": eval_code_version(),
+    }
+
+
+def eval_cached(eval_dir: str | Path, fingerprint: dict) -> bool:
+    """True when ``eval_dir/summary.json`` exists and was made with the same ``fingerprint``."""
+    path = Path(eval_dir) / "summary.json"
+    if not path.is_file():
+        return False
+    try:
+        meta = json.loads(path.read_text()).get("fingerprint")
+    except (json.JSONDecodeError, AttributeError):
+        return False
+    return meta == fingerprint
+
+
+def evaluate_run(
+    run_dir: str | Path,
+    eval_dir: str | Path,
+    eval_root: str | Path,
+    views: str,
+    limit: int | None,
+    device: str,
+    title: str,
+    which: str = "best",
+) -> dict:
+    """Score a run's ``which`` weights on the test split of ``eval_root``; write_results into ``eval_dir``."""
+    from ifkd.pretrained import resolve_run
+    from ifkd.reconstruct import Reconstructor
+
+    run = resolve_run(run_dir)
+    start = time.perf_counter()
+    rec = Reconstructor.from_run(run, which=which, device=device)
+    rows = evaluate_model(rec, eval_root, EvalOptions(split="test", views=views, limit=limit), progress=False)
+    meta = {
+        "model": str(run_dir),
+        "method": rec.cfg.method,
+        "data": str(eval_root),
+        "weights_state": weights_state(run, which),
+        "fingerprint": eval_fingerprint(run, which, views, limit),
+        "eval_seconds": round(time.perf_counter() - start, 3),
+    }
+    return write_results(rows, eval_dir, title, meta)
+
+
+def execute(job: RunJob) -> dict:
+    """Train (or resume) and evaluate one job; returns what was done (``trained``, ``evaluated``)."""
+    import torch
+
+    from ifkd.bench.budgets import get_budget
+    from ifkd.train.loop import train
+
+    if job.threads:
+        torch.set_num_threads(job.threads)
+    cfg = get_budget(job.budget).config(job.method, job.seed, job.overrides)
+    trained = evaluated = False
+    if not run_finished(job.run_dir, cfg):
+        # resume=True also starts a run that has no checkpoint yet; a run of another config is an error.
+        train(cfg, job.data_root, job.run_dir, teacher_run=job.teacher_run, resume=True, device=job.device)
+        trained = True
+    if job.eval_dir is not None and job.eval_root is not None:
+        fingerprint = eval_fingerprint(job.run_dir, job.checkpoint, job.eval_views, job.eval_limit)
+        if not eval_cached(job.eval_dir, fingerprint):
+            title = (
+                f"{run_name(job.method, job.seed)} ({job.checkpoint}) on {Path(job.eval_root).name} (test)"
+            )
+            evaluate_run(
+                job.run_dir,
+                job.eval_dir,
+                job.eval_root,
+                job.eval_views,
+                job.eval_limit,
+                job.device,
+                title,
+                job.checkpoint,
+            )
+            evaluated = True
+    return {"method": job.method, "seed": job.seed, "trained": trained, "evaluated": evaluated}
+
+
+def train_seconds(run_dir: str | Path) -> float | None:
+    """Training wall time of a run: its epochs' seconds (validation excluded) + a partial last epoch."""
+    from ifkd.train.checkpoint import RunDir, read_last_state, read_metrics
+
+    run = RunDir(Path(run_dir))
+    records = read_metrics(run)
+    partial = read_last_state(run).epoch_seconds if run.weights("last").exists() else 0.0
+    if not records and not partial:
+        return None
+    return round(sum(float(r.get("seconds", 0.0)) for r in records) + float(partial), 3)
+
+
+def run_record(
+    method: str, seed: int, run_dir: str | Path, eval_dir: str | Path, out_dir: str | Path
+) -> dict:
+    """The results.json entry of one evaluated run (paths relative to the benchmark folder)."""
+    from ifkd.train.checkpoint import RunDir, read_metrics
+
+    run_dir, eval_dir = Path(run_dir), Path(eval_dir)
+    summary_path = eval_dir / "summary.json"
+    if not summary_path.is_file():
+        raise InputError(f"{summary_path}: evaluation missing")
+    summary = json.loads(summary_path.read_text())
+    records = read_metrics(RunDir(run_dir)) if run_dir.is_dir() else []
+    curve = [
+        {
+            "epoch": r["epoch"],
+            "val_iou": r.get("val_iou"),
+            "kd_active": bool(r.get("kd_active")),
+            "train_loss": r.get("train_loss"),
+        }
+        for r in records
+    ]
+    state = summary.get("weights_state", {})
+    last = weights_state(run_dir, "last") if run_dir.is_dir() else {}
+    entry = {
+        "method": method,
+        "seed": seed,
+        "run_dir": os.path.relpath(run_dir, out_dir),
+        "eval_dir": os.path.relpath(eval_dir, out_dir),
+        "train_seconds": train_seconds(run_dir) if run_dir.is_dir() else None,
+        "steps": last.get("global_step", state.get("global_step")),
+        "eval_step": state.get("global_step"),
+        "eval_seconds": summary.get("eval_seconds"),
+        "curve": curve,
+        "mean": {k: summary["mean"].get(k) for k in METRIC_KEYS},
+        "per_category": {
+            c: {**{k: v.get(k) for k in METRIC_KEYS}, "n": v.get("n")}
+            for c, v in summary["per_category"].items()
+        },
+    }
+    return _finite(entry)

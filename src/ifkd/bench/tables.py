@@ -1,0 +1,251 @@
+"""Benchmark Markdown: the paper's Tables 1-4, the generalisation tables and gap, equal steps vs equal
+time, and ``benchmarks/RESULTS.md`` assembled from every results.json (with command, date, machine).
+
+Everything here is computed from results.json data (see /work/shared bench schema); nothing is typed in.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from ifkd.bench.stats import (
+    HEADERS,
+    METRIC_KEYS,
+    aggregate,
+    by_seed,
+    cell,
+    fmt_stat,
+    fmt_value,
+    mean_std,
+    method_order,
+    method_rank,
+)
+from ifkd.io import atomic_write_text
+
+TABLE1_KEYS = ("iou", "iou_voxels_32", "chamfer_l1_x10", "edge_chamfer_x1000", "fscore_1")
+TABLE2_METHODS = ("teacher", "teacher-simple", "ifkd-nokd", "ifkd-simple-teacher", "ifkd")
+TABLE4_METHODS = ("ifkd", "ifkd-cnn5", "ifkd-stn")
+ROW_KEYS = ("iou", "iou_voxels_32", "chamfer_l1_x10", "edge_chamfer_x1000", "fscore_1", "normal_consistency")
+GEN_KEYS = ("iou", "chamfer_l1_x10", "edge_chamfer_x1000", "fscore_1", "normal_consistency")
+BUDGET_ORDER = {"smoke": 0, "cpu": 1, "full": 2}
+PROTOCOL_ORDER = {"seen": 0, "unseen": 1, "real": 2}
+
+
+def _table(results: Mapping) -> dict:
+    return results.get("table") or aggregate(results.get("runs", []))
+
+
+def _md(header: list[str], rows: list[list[str]], align: str = "---:") -> str:
+    lines = ["| " + " | ".join(header) + " |", "|---|" + f"{align}|" * (len(header) - 1)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def method_rows(table: Mapping, methods, keys=ROW_KEYS, title: str = "") -> str:
+    """Rows: methods (those present); columns: seeds and each metric as mean ± std over seeds."""
+    present = [m for m in methods if m in table]
+    if not present:
+        return ""
+    rows = [[m, str(table[m]["n_seeds"]), *(cell(table, m, k) for k in keys)] for m in present]
+    head = f"**{title}**\n\n" if title else ""
+    return head + _md(["method", "seeds", *(HEADERS[k] for k in keys)], rows)
+
+
+def table1(table: Mapping, keys=TABLE1_KEYS, methods=None) -> str:
+    """Paper Table 1: per category (rows) and class mean (last row), one block per metric, method columns."""
+    methods = [m for m in (methods or method_order(table)) if m in table]
+    if not methods:
+        return ""
+    cats = sorted({c for m in methods for c in table[m]["per_category_mean"]})
+    blocks = []
+    for key in keys:
+        rows = [
+            [c, *(fmt_value(table[m]["per_category_mean"].get(c, {}).get(key)) for m in methods)]
+            for c in cats
+        ]
+        rows.append(["**mean**", *(cell(table, m, key) for m in methods)])
+        blocks.append(f"**{HEADERS[key]}**\n\n" + _md(["category", *methods], rows))
+    return "\n".join(blocks)
+
+
+def table3(runs: list[dict], a: str = "ifkd", b: str = "ifkd-nokd") -> str:
+    """Paper Table 3: validation IoU per epoch (mean ± std over seeds), the first KD epoch marked."""
+    curves = {m: [r["curve"] for r in runs if r["method"] == m and r.get("curve")] for m in (a, b)}
+    if not any(curves.values()):
+        return ""
+    n_epochs = max(len(c) for cs in curves.values() for c in cs)
+    switch = next((p["epoch"] for cs in curves[a] for p in cs if p.get("kd_active")), None)
+    rows = []
+    for e in range(n_epochs):
+        label = f"{e + 1}" + (" ← KD on" if e == switch else "")
+        cells = []
+        for m in (a, b):
+            mean, std, n = mean_std(c[e].get("val_iou") for c in curves[m] if len(c) > e)
+            cells.append(fmt_stat(mean, std, n))
+        rows.append([label, *cells])
+    return _md(["epoch", f"{a} val IoU", f"{b} val IoU"], rows)
+
+
+def equal_time_table(results: Mapping) -> str:
+    """Each method at equal optimiser steps and at the reference's training wall time (seed-matched)."""
+    eq_runs = results.get("equal_time_runs") or []
+    if not eq_runs:
+        return ""
+    steps = {(r["method"], r["seed"]): r for r in results.get("runs", [])}
+    rows = []
+    for r in sorted(eq_runs, key=lambda r: (method_rank(r["method"]), r["seed"])):
+        base = steps.get((r["method"], r["seed"]), {})
+        rows.append(
+            [
+                r["method"],
+                str(r["seed"]),
+                str(base.get("steps", "–")),
+                fmt_value(base.get("train_seconds"), 0),
+                fmt_value(base.get("mean", {}).get("iou")),
+                str(r.get("steps", "–")),
+                fmt_value(r.get("train_seconds"), 0),
+                fmt_value(r.get("mean", {}).get("iou")),
+            ]
+        )
+    head = ["method", "seed", "steps", "train s", "IoU (equal steps)", "steps", "train s", "IoU (equal time)"]
+    return _md(head, rows)
+
+
+def gap_table(seen: Mapping, unseen: Mapping) -> str:
+    """Generalisation gap per method: seen IoU - unseen IoU (paired by seed where both have it)."""
+    ts, tu = _table(seen), _table(unseen)
+    rows = []
+    for m in method_order(set(ts) & set(tu)):
+        a, b = by_seed(seen["runs"], m), by_seed(unseen["runs"], m)
+        paired = [a[s] - b[s] for s in sorted(set(a) & set(b))]
+        gap = fmt_stat(*mean_std(paired)) if paired else "–"
+        rows.append([m, cell(ts, m, "iou"), cell(tu, m, "iou"), gap])
+    return _md(["method", "seen IoU", "unseen IoU", "gap (seen − unseen)"], rows) if rows else ""
+
+
+def per_shape_table(results: Mapping, key: str = "iou") -> str:
+    """`real`: one row per mesh, one column per method (seed mean of ``key``)."""
+    runs = [r for r in results.get("runs", []) if r.get("per_shape")]
+    methods = method_order(r["method"] for r in runs)
+    shapes = sorted({s for r in runs for s in r["per_shape"]})
+    rows = []
+    for s in shapes:
+        vals = [
+            mean_std(r["per_shape"].get(s, {}).get(key) for r in runs if r["method"] == m)[0] for m in methods
+        ]
+        rows.append([s, *(fmt_value(v) for v in vals)])
+    return _md(["mesh", *methods], rows) if rows else ""
+
+
+def header(results: Mapping) -> str:
+    m = results.get("machine", {})
+    gpu = f", GPU {m['cuda']}" if m.get("cuda") else ""
+    machine = f"{m.get('cpu', '?')}, {m.get('cores', '?')} cores{gpu}, torch {m.get('torch', '?')}"
+    return (
+        f"- command: `{results.get('command') or '(not recorded)'}`\n- date: {results.get('created', '?')}\n"
+        f"- machine: {machine}\n"
+    )
+
+
+def protocol_markdown(results: Mapping, link_prefix: str = "") -> str:
+    """All tables of one results.json (one budget, one protocol)."""
+    table, runs, proto = _table(results), results.get("runs", []), results.get("protocol")
+    title = f"## Budget `{results.get('budget')}`, protocol `{proto}`"
+    parts = [title, "", header(results)]
+    ds = results.get("dataset", {})
+    if ds.get("train_categories") is not None:
+        parts.append(
+            f"Train categories: {', '.join(ds['train_categories']) or '(seen runs)'}; "
+            f"test categories: {', '.join(ds.get('test_categories', []))}.\n"
+        )
+    parts += ["### Methods (mean ± std over seeds)", "", method_rows(table, method_order(table), GEN_KEYS)]
+    if proto == "seen":
+        parts += ["### Table 1: per category and class mean", "", table1(table)]
+        parts += ["### Table 2: KD and teacher ablation", "", method_rows(table, TABLE2_METHODS)]
+        parts += ["### Table 3: validation IoU per epoch", "", table3(runs)]
+        parts += ["### Table 4: skip-connection variants", "", method_rows(table, TABLE4_METHODS)]
+    elif proto == "unseen":
+        parts += ["### Per unseen category", "", table1(table, ("iou", "chamfer_l1_x10"))]
+    elif proto == "real":
+        parts += ["### Per mesh (IoU)", "", per_shape_table(results)]
+        skipped = ds.get("import", {}).get("skipped", [])
+        parts.append(f"Skipped meshes: {len(skipped)}\n")
+        parts += [f"- `{s['key']}`: {s['reason']}" for s in skipped]
+        sheets = results.get("sheets", [])
+        if sheets:
+            parts += ["", "### Picture sheets (input view, ground truth, each method)", ""]
+            parts += [f"![{Path(s).stem}]({link_prefix}{s})" for s in sheets]
+    eq = equal_time_table(results)
+    if eq:
+        parts += ["### Equal optimiser steps vs equal wall time", "", eq]
+    return "\n".join(p for p in parts if p is not None) + "\n"
+
+
+def find_results(root: str | Path) -> list[tuple[Path, dict]]:
+    """Every benchmark results.json under ``root`` (files of another layout are ignored)."""
+    found = []
+    for path in sorted(Path(root).rglob("results.json")):
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        if isinstance(data, dict) and "budget" in data and "protocol" in data and "runs" in data:
+            found.append((path, data))
+    return found
+
+
+def _main_result(protocol: str, found: list[tuple[Path, dict]]) -> tuple[Path, dict]:
+    """Of several results.json of one budget and protocol, the one in the canonical folder
+    (``<budget>/<protocol>/``), else the one with the most runs (a --model check is not the benchmark)."""
+    canonical = [f for f in found if f[0].parent.name == protocol]
+    return max(canonical or found, key=lambda f: (len(f[1]["runs"]), -len(str(f[0]))))
+
+
+def write_results_md(bench_root: str | Path, out: str | Path | None = None) -> Path:
+    """Assemble ``bench_root/RESULTS.md`` from every results.json under ``bench_root``: per budget, each
+    one's tables, the generalisation gap and the claims paragraphs (from each protocol's main results)."""
+    from ifkd.bench.claims import claims_section
+
+    root = Path(bench_root)
+    out = Path(out) if out else root / "RESULTS.md"
+    by_budget: dict[str, dict[str, list[tuple[Path, dict]]]] = {}
+    for path, data in find_results(root):
+        by_budget.setdefault(data["budget"], {}).setdefault(data["protocol"], []).append((path, data))
+    parts = ["# Benchmark results", "", "Generated by `ifkd bench` from the results.json files below.", ""]
+    for budget in sorted(by_budget, key=lambda b: (BUDGET_ORDER.get(b, 9), b)):
+        protos = by_budget[budget]
+        parts += [f"# Budget `{budget}`", ""]
+        for proto in sorted(protos, key=lambda p: PROTOCOL_ORDER.get(p, 9)):
+            for path, data in protos[proto]:
+                prefix = os.path.relpath(path.parent, out.parent) + "/"
+                parts += [
+                    protocol_markdown(data, prefix),
+                    f"Source: `{os.path.relpath(path, out.parent)}`",
+                    "",
+                ]
+        main = {p: _main_result(p, found)[1] for p, found in protos.items()}
+        if "seen" in main and "unseen" in main:
+            parts += [
+                "## Generalisation gap (seen − unseen IoU)",
+                "",
+                gap_table(main["seen"], main["unseen"]),
+            ]
+        parts += ["## The paper's claims on this budget", "", claims_section(main)]
+    atomic_write_text(out, "\n".join(parts) + "\n")
+    return out
+
+
+__all__ = [
+    "METRIC_KEYS",
+    "aggregate",
+    "equal_time_table",
+    "gap_table",
+    "method_rows",
+    "protocol_markdown",
+    "table1",
+    "table3",
+    "write_results_md",
+]

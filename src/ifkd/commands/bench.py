@@ -1,0 +1,94 @@
+"""`ifkd bench quality|generalise`: the benchmark harness (:mod:`ifkd.bench`) from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+DEFAULT_ROOT = Path("benchmarks") / "results"
+
+
+def add_options(p: argparse.ArgumentParser) -> None:
+    """The options shared by `ifkd bench quality|generalise` and benchmarks/quality.py."""
+    p.add_argument("--budget", default="smoke", help="smoke | cpu | full (default smoke)")
+    p.add_argument(
+        "--out",
+        "--output-dir",
+        type=Path,
+        default=None,
+        help="results folder (default benchmarks/results/<budget>/<protocol>)",
+    )
+    p.add_argument(
+        "--methods", nargs="+", default=None, help="restrict to these methods (default: the budget's)"
+    )
+    p.add_argument("--seeds", nargs="+", type=int, default=None, help="train these seeds for every method")
+    p.add_argument("--jobs", type=int, default=1, help="trainings run in parallel processes (default 1)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda[:i] (default auto)")
+    p.add_argument(
+        "--equal-time",
+        action="store_true",
+        help="also train each equal-time method for the reference method's (ifkd's) training wall time",
+    )
+    p.add_argument("--no-results-md", action="store_true", help="do not rebuild benchmarks/RESULTS.md")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    group = sub.add_parser("bench", help="benchmarks: the paper's tables, unseen categories, real meshes")
+    bench = group.add_subparsers(dest="bench_cmd")
+    bench.required = True
+    p = bench.add_parser("quality", help="the paper's Tables 1-4 (the `seen` protocol) under one budget")
+    add_options(p)
+    p.set_defaults(func=cmd_bench, protocol="seen", meshes=None, model=None)
+    p = bench.add_parser("generalise", help="seen / unseen categories / real meshes under one budget")
+    add_options(p)
+    p.add_argument("--protocol", required=True, choices=["seen", "unseen", "real"])
+    p.add_argument(
+        "--meshes", type=Path, default=None, help="`real`: mesh folder (default ../shared/realdata/meshes)"
+    )
+    p.add_argument(
+        "--model", default=None, help="evaluate this one trained run (or 'pretrained') and train nothing"
+    )
+    p.set_defaults(func=cmd_bench)
+
+
+def results_root(out: Path) -> Path | None:
+    """The folder holding ``results/`` above ``out`` (where RESULTS.md goes), if ``out`` lies in one."""
+    for parent in out.resolve().parents:
+        if parent.name == "results":
+            return parent.parent
+    return None
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from ifkd.bench.budgets import get_budget
+    from ifkd.bench.harness import run_benchmark
+    from ifkd.bench.tables import write_results_md
+    from ifkd.io import InputError
+
+    if args.jobs < 1:
+        raise InputError(f"--jobs must be >= 1, got {args.jobs}")
+    try:
+        budget = get_budget(args.budget)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    out = args.out or DEFAULT_ROOT / budget.name / args.protocol
+    results = run_benchmark(
+        budget,
+        args.protocol,
+        out,
+        methods=args.methods,
+        seeds=args.seeds,
+        device=args.device,
+        command=getattr(args, "command_line", None) or "ifkd " + " ".join(sys.argv[1:]),
+        jobs=args.jobs,
+        equal_time_runs=args.equal_time,
+        meshes=args.meshes,
+        model=args.model,
+    )
+    print((out / "RESULTS.md").read_text())
+    root = None if args.no_results_md else results_root(out)
+    if root is not None:
+        print(f"updated {write_results_md(root)}")
+    print(f"{len(results['runs'])} evaluated runs in {out / 'results.json'}")
+    return 0

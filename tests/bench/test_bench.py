@@ -1,0 +1,371 @@
+"""ifkd.bench: budgets, planning, tables and claims from synthetic results (fast), and the three
+protocols end to end at the smoke budget with caching / resume / --model (slow)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from ifkd.bench.budgets import ALL_METHODS, BUDGETS, get_budget
+from ifkd.bench.claims import CLAIMS, claim_paragraph, claims_section
+from ifkd.bench.harness import plan_jobs, run_benchmark, stretched_schedule
+from ifkd.bench.runs import RunJob, eval_cached, eval_code_version, eval_fingerprint, execute, run_finished
+from ifkd.bench.stats import aggregate, compare
+from ifkd.bench.tables import gap_table, protocol_markdown, table1, table3, write_results_md
+
+REAL_MESHES = Path("/work/shared/realdata/meshes")
+KEYS = (
+    "iou",
+    "iou_voxels_32",
+    "chamfer_l1_x10",
+    "edge_chamfer_x1000",
+    "fscore_1",
+    "fscore_2",
+    "normal_consistency",
+)
+
+
+# ------------------------------------------------------------------------------------------- helpers
+def fake_run(method: str, seed: int, iou: float, chamfer: float = 1.0, cats=("car", "chair"), kd_epoch=None):
+    metrics = {k: 0.5 for k in KEYS} | {"iou": iou, "chamfer_l1_x10": chamfer}
+    curve = [
+        {"epoch": e, "val_iou": iou - 0.01 * (3 - e), "kd_active": kd_epoch is not None and e >= kd_epoch}
+        for e in range(4)
+    ]
+    return {
+        "method": method,
+        "seed": seed,
+        "run_dir": f"runs/{method}-s{seed}",
+        "eval_dir": f"evals/{method}-s{seed}",
+        "train_seconds": 10.0,
+        "steps": 100,
+        "curve": curve,
+        "mean": metrics,
+        "per_category": {c: {**metrics, "n": 2} for c in cats},
+    }
+
+
+def fake_results(protocol: str, runs: list[dict], **extra) -> dict:
+    doc = {
+        "budget": "smoke",
+        "protocol": protocol,
+        "created": "2026-01-01 00:00 UTC",
+        "machine": {"cpu": "test cpu", "cores": 2, "torch": "x"},
+        "command": f"ifkd bench generalise --protocol {protocol}",
+        "dataset": {"root": "data", "train_categories": ["car"], "test_categories": ["car", "chair"]},
+        "runs": runs,
+        **extra,
+    }
+    doc["table"] = aggregate(runs)
+    return doc
+
+
+# ------------------------------------------------------------------------------------------- budgets
+def test_budgets_resolve_every_method_with_equal_schedules():
+    for budget in BUDGETS.values():
+        cfgs = {m: budget.config(m, 0) for m in budget.methods}
+        # Equal optimiser steps: the same epochs and batch for every method of a budget.
+        assert (
+            len({(c.train.epochs_recon, c.train.epochs_kd, c.train.batch_size) for c in cfgs.values()}) == 1
+        )
+        assert all(c.method == m and c.train.seed == 0 for m, c in cfgs.items())
+    cpu = get_budget("cpu")
+    assert cpu.seeds_for("ifkd") == (0, 1, 2) and cpu.seeds_for("ifkd-nokd") == (0, 1, 2)
+    assert cpu.seeds_for("global") == (0,)
+    assert set(cpu.methods) == set(ALL_METHODS)
+    smoke = get_budget("smoke")
+    assert smoke.preset == "tiny" and smoke.synth.image_size <= 48 and smoke.config("ifkd", 3).train.seed == 3
+    with pytest.raises(ValueError, match="unknown budget"):
+        get_budget("huge")
+
+
+def test_plan_trains_each_teacher_once_per_seed_used(tmp_path):
+    cpu = get_budget("cpu")
+    args = (tmp_path / "runs", tmp_path / "data", tmp_path / "evals", tmp_path / "data", "cpu", 0)
+    teachers, students = plan_jobs(cpu, ["ifkd", "ifkd-simple-teacher", "global"], None, *args)
+    assert sorted((j.method, j.seed) for j in teachers) == [
+        ("teacher", 0),
+        ("teacher", 1),
+        ("teacher", 2),
+        ("teacher-simple", 0),
+    ]
+    assert all(j.eval_dir is None for j in teachers)  # needed, not benchmarked themselves
+    ifkd = {j.seed: j for j in students if j.method == "ifkd"}
+    assert sorted(ifkd) == [0, 1, 2] and ifkd[2].teacher_run == str(tmp_path / "runs" / "teacher-s2")
+    simple = next(j for j in students if j.method == "ifkd-simple-teacher")
+    assert simple.teacher_run.endswith("teacher-simple-s0")
+    assert next(j for j in students if j.method == "global").teacher_run is None
+    # --seeds overrides every method's seeds; a selected teacher is evaluated.
+    teachers, students = plan_jobs(cpu, ["teacher", "ifkd"], [5], *args)
+    assert [(j.method, j.seed, j.eval_dir is not None) for j in teachers] == [("teacher", 5, True)]
+    assert [(j.method, j.seed) for j in students] == [("ifkd", 5)]
+
+
+def test_stretched_schedule_keeps_kd_ratio_and_sets_steps():
+    cfg = get_budget("cpu").config("global", 0, ["train.epochs_recon=3", "train.epochs_kd=2"])
+    steps = 5 * 40
+    assert stretched_schedule(cfg, steps, 400) == (
+        "train.epochs_recon=6",
+        "train.epochs_kd=4",
+        "train.max_steps=400",
+    )
+    assert stretched_schedule(cfg, steps, 50) == (
+        "train.epochs_recon=1",
+        "train.epochs_kd=1",
+        "train.max_steps=50",
+    )
+
+
+def test_eval_cache_needs_the_same_fingerprint(tmp_path):
+    fp = eval_fingerprint(tmp_path / "no-run", "best", "first", None)
+    assert fp == {"weights": {}, "views": "first", "limit": None, "code": eval_code_version()}
+    assert not eval_cached(tmp_path, fp)
+    (tmp_path / "summary.json").write_text(json.dumps({"fingerprint": fp}))
+    assert eval_cached(tmp_path, fp)
+    assert not eval_cached(tmp_path, {**fp, "views": "all"})
+    assert not eval_cached(tmp_path, {**fp, "code": "another"})
+
+
+# ------------------------------------------------------------------------------------------- tables
+def test_aggregate_and_tables_show_mean_and_std():
+    runs = [fake_run("ifkd", s, iou, kd_epoch=2) for s, iou in enumerate((0.50, 0.52, 0.54))]
+    runs += [fake_run("ifkd-nokd", s, iou) for s, iou in enumerate((0.49, 0.50, 0.51))]
+    runs.append(fake_run("global", 0, 0.40, chamfer=2.0))
+    table = aggregate(runs)
+    assert table["ifkd"]["n_seeds"] == 3 and table["ifkd"]["mean"]["iou"] == pytest.approx(0.52)
+    assert table["ifkd"]["std"]["iou"] == pytest.approx(0.02)
+    assert table["global"]["std"]["iou"] == 0.0
+    md = protocol_markdown(fake_results("seen", runs))
+    assert "0.520 ± 0.020" in md and "0.500 ± 0.010" in md
+    assert "| global | 1 | 0.400 |" in md  # one seed: no ± shown
+    t1 = table1(table)
+    assert "| car | 0.520 | 0.500 | 0.400 |" in t1 and "**mean**" in t1
+    t3 = table3(runs)
+    assert "3 ← KD on" in t3 and "| 1 |" in t3
+    assert "ifkd bench generalise --protocol seen" in md and "test cpu" in md
+
+
+def test_gap_table_pairs_seeds():
+    seen = fake_results("seen", [fake_run("ifkd", s, v) for s, v in ((0, 0.6), (1, 0.7))])
+    unseen = fake_results("unseen", [fake_run("ifkd", s, v) for s, v in ((0, 0.3), (1, 0.5))])
+    gap = gap_table(seen, unseen)
+    # Per-seed gaps 0.3 and 0.2: 0.25 ± 0.071.
+    assert "| ifkd | 0.650 ± 0.071 | 0.400 ± 0.141 | 0.250 ± 0.071 |" in gap
+
+
+# ------------------------------------------------------------------------------------------- claims
+def _kd(ifkd: tuple[float, ...], nokd: tuple[float, ...]) -> str:
+    runs = [fake_run("ifkd", s, v) for s, v in enumerate(ifkd)] + [
+        fake_run("ifkd-nokd", s, v) for s, v in enumerate(nokd)
+    ]
+    return claim_paragraph(CLAIMS[0], {"seen": fake_results("seen", runs)})
+
+
+def test_claims_follow_the_numbers():
+    holds = _kd((0.60, 0.61, 0.62), (0.50, 0.51, 0.52))
+    assert "**holds**" in holds and "ifkd 0.610 ± 0.010 vs ifkd-nokd 0.510 ± 0.010 over 3 seeds" in holds
+    assert "+0.100" in holds
+    within = _kd((0.512, 0.508, 0.516), (0.505, 0.499, 0.511))  # 0.007 < hypot(0.004, 0.006)
+    assert "**not shown**" in within and "within one std of the difference (0.007)" in within
+    reversed_ = _kd((0.40, 0.41, 0.42), (0.50, 0.51, 0.52))
+    assert "**does not hold**" in reversed_ and "-0.100" in reversed_
+    single = _kd((0.6,), (0.5,))
+    assert "one seed" in single and "points the claim's way" in single
+    # Chamfer: lower is better, so a higher Chamfer for ifkd disagrees with an IoU win.
+    runs = [fake_run("ifkd", s, 0.6 + s / 100, chamfer=2.0) for s in range(2)]
+    runs += [fake_run("ifkd-nokd", s, 0.5 + s / 100, chamfer=1.0) for s in range(2)]
+    assert "disagrees" in claim_paragraph(CLAIMS[0], {"seen": fake_results("seen", runs)})
+
+
+def test_claims_section_covers_protocols_gap_and_missing_ones():
+    seen = fake_results("seen", [fake_run("ifkd", s, 0.7) for s in (0, 1)] + [fake_run("global", 0, 0.8)])
+    text = claims_section(seen)
+    assert text.count("**") >= 2 * len(CLAIMS)
+    assert "not measured: the `unseen` protocol has not been run" in text
+    assert "not measured: `ifkd` or `ifkd-nokd` is missing" in text
+    assert "equal-wall-time runs were not made" in text
+    unseen = fake_results("unseen", [fake_run("ifkd", s, 0.5) for s in (0, 1)] + [fake_run("global", 0, 0.3)])
+    text = claims_section({"seen": seen, "unseen": unseen})
+    gap = next(p for p in text.split("\n\n") if p.startswith("**Local features lose less"))
+    # Gaps: ifkd 0.2, global 0.5 -> ifkd loses less, one seed for global.
+    assert "ifkd 0.200 ± 0.000 vs global 0.500" in gap and "points the claim's way" in gap
+    assert compare(seen["table"], "ifkd", "global")["verdict"] == "single"
+
+
+def test_write_results_md_assembles_every_results_json(tmp_path):
+    for proto, v in (("seen", 0.7), ("unseen", 0.4)):
+        folder = tmp_path / "results" / "smoke" / proto
+        folder.mkdir(parents=True)
+        runs = [fake_run("ifkd", s, v + s / 100) for s in (0, 1)] + [fake_run("global", 0, v - 0.1)]
+        (folder / "results.json").write_text(json.dumps(fake_results(proto, runs)))
+    (tmp_path / "results" / "render.json").write_text("{}")  # another benchmark's file: ignored
+    check = tmp_path / "results" / "smoke" / "model-check"  # a --model evaluation: listed, not the main one
+    check.mkdir()
+    (check / "results.json").write_text(json.dumps(fake_results("unseen", [fake_run("ifkd", 0, 0.9)])))
+    out = write_results_md(tmp_path)
+    text = out.read_text()
+    assert out == tmp_path / "RESULTS.md"
+    assert "# Budget `smoke`" in text and "protocol `seen`" in text and "protocol `unseen`" in text
+    assert "Generalisation gap" in text and "| ifkd | 0.705 ± 0.007 | 0.405 ± 0.007 | 0.300 ± 0.000 |" in text
+    assert "The paper's claims" in text and "Source: `results/smoke/seen/results.json`" in text
+    assert "Source: `results/smoke/model-check/results.json`" in text
+
+
+def test_cli_parser_registers_both_verbs():
+    from ifkd.commands import bench
+
+    parser = argparse.ArgumentParser()
+    bench.register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(
+        ["bench", "generalise", "--protocol", "real", "--model", "pretrained", "--out", "x"]
+    )
+    assert args.protocol == "real" and args.model == "pretrained" and args.func is bench.cmd_bench
+    args = parser.parse_args(
+        ["bench", "quality", "--budget", "cpu", "--jobs", "4", "--methods", "ifkd", "global"]
+    )
+    assert args.protocol == "seen" and args.jobs == 4 and args.methods == ["ifkd", "global"]
+    assert bench.results_root(Path("/a/benchmarks/results/cpu/seen")) == Path("/a/benchmarks")
+
+
+# ------------------------------------------------------------------------------------------- end to end
+@pytest.fixture(scope="module")
+def seen_smoke(tmp_path_factory):
+    """The `seen` protocol at the smoke budget: teacher (as a dependency), ifkd and global, seed 0,
+    with the equal-time comparison."""
+    root = tmp_path_factory.mktemp("bench")
+    lines: list[str] = []
+    results = run_benchmark(
+        "smoke",
+        "seen",
+        root / "seen",
+        methods=["ifkd", "global"],
+        progress=lines.append,
+        command="pytest",
+        equal_time_runs=True,
+    )
+    return root, results, lines
+
+
+def _mtimes(folder: Path) -> dict[str, int]:
+    return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in folder.rglob("*.safetensors")}
+
+
+@pytest.mark.slow
+def test_seen_smoke_end_to_end_cached_and_partly_redone(seen_smoke):
+    root, results, lines = seen_smoke
+    out = root / "seen"
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["budget"] == "smoke" and saved["protocol"] == "seen" and saved["command"] == "pytest"
+    assert [(r["method"], r["seed"]) for r in saved["runs"]] == [("ifkd", 0), ("global", 0)]
+    for r in saved["runs"]:
+        assert (out / r["run_dir"] / "config.json").is_file() and (
+            out / r["eval_dir"] / "summary.json"
+        ).is_file()
+        assert r["steps"] > 0 and r["train_seconds"] > 0 and len(r["curve"]) == 2
+        assert set(r["per_category"]) == set(get_budget("smoke").synth.categories)
+    assert (out / "runs" / "teacher-s0").is_dir() and not (out / "evals" / "teacher-s0").exists()
+    assert set(saved["table"]) == {"ifkd", "global"} and set(saved["equal_time"]) == {"ifkd", "global"}
+    eq = {r["method"]: r for r in saved["equal_time_runs"]}
+    assert eq["ifkd"]["reused"] and eq["global"]["target_seconds"] == saved["runs"][0]["train_seconds"]
+    assert "Table 1" in (out / "RESULTS.md").read_text()
+
+    # Running again trains and evaluates nothing.
+    before, lines2 = _mtimes(out), []
+    run_benchmark(
+        "smoke", "seen", out, methods=["ifkd", "global"], progress=lines2.append, equal_time_runs=True
+    )
+    assert _mtimes(out) == before
+    assert not [x for x in lines2 if "trained True" in x or "evaluated True" in x]
+    # Deleting one evaluation redoes only that one.
+    shutil.rmtree(out / "evals" / "ifkd-s0")
+    lines3: list[str] = []
+    run_benchmark("smoke", "seen", out, methods=["ifkd", "global"], progress=lines3.append)
+    done = [x for x in lines3 if "evaluated True" in x]
+    assert len(done) == 1 and "ifkd-s0" in done[0] and not [x for x in lines3 if "trained True" in x]
+    assert _mtimes(out) == before and (out / "evals" / "ifkd-s0" / "summary.json").is_file()
+
+
+@pytest.mark.slow
+def test_half_finished_run_resumes(seen_smoke):
+    root, _, _ = seen_smoke
+    job = RunJob("ifkd-nokd", 0, "smoke", str(root / "partial"), str(root / "seen" / "data"))
+    execute(RunJob(**{**job.__dict__, "overrides": ("train.max_steps=2",)}))  # interrupted after 2 steps
+    cfg = get_budget("smoke").config("ifkd-nokd", 0)
+    assert not run_finished(job.run_dir, cfg)
+    assert execute(job)["trained"] and run_finished(job.run_dir, cfg)
+    assert "resuming" in (root / "partial" / "log.txt").read_text()
+    assert not execute(job)["trained"]
+
+
+@pytest.mark.slow
+def test_real_protocol_reuses_seen_runs_and_skips_bad_meshes(seen_smoke, tmp_path):
+    root, _, _ = seen_smoke
+    meshes = tmp_path / "meshes"
+    meshes.mkdir()
+    for name in ("teapot.stl", "monkey.glb"):
+        shutil.copy(REAL_MESHES / name, meshes / name)
+    (meshes / "broken.obj").write_text("")
+    before, lines = _mtimes(root / "seen" / "runs"), []
+    results = run_benchmark(
+        "smoke", "real", root / "real", methods=["ifkd", "global"], meshes=meshes, progress=lines.append
+    )
+    assert _mtimes(root / "seen" / "runs") == before  # reused, not retrained
+    assert not [x for x in lines if "trained True" in x]
+    imp = results["dataset"]["import"]
+    assert imp["n_skipped"] == 1 and imp["skipped"][0]["key"] == "real/broken"
+    assert any("skipped real/broken" in x for x in lines)
+    assert {r["method"] for r in results["runs"]} == {"ifkd", "global"}
+    for r in results["runs"]:
+        assert set(r["per_shape"]) == {"real/teapot", "real/monkey"}
+        assert r["run_dir"] == f"../seen/runs/{r['method']}-s0"
+    assert sorted(results["sheets"]) == ["sheets/monkey.png", "sheets/teapot.png"]
+    assert all((root / "real" / s).stat().st_size > 0 for s in results["sheets"])
+    md = (root / "real" / "RESULTS.md").read_text()
+    assert "Skipped meshes: 1" in md and "real/teapot" in md
+
+
+@pytest.mark.slow
+def test_unseen_protocol_and_model_only(seen_smoke, tmp_path):
+    root, _, _ = seen_smoke
+    results = run_benchmark(
+        "smoke", "unseen", tmp_path / "unseen", methods=["global"], progress=lambda m: None
+    )
+    ds = results["dataset"]
+    assert ds["train_categories"] == ["airplane", "car", "chair"] and len(ds["test_categories"]) == 10
+    (run,) = results["runs"]
+    assert set(run["per_category"]) == set(ds["test_categories"])
+    index = json.loads((tmp_path / "unseen" / "data" / "index.json").read_text())
+    assert {k.split("/")[0] for k in index["splits"]["train"]} == {"airplane", "car", "chair"}
+    # The unseen test shapes are the seen dataset's test shapes of those categories.
+    seen_test = json.loads((root / "seen" / "data" / "index.json").read_text())["splits"]["test"]
+    assert set(index["splits"]["test"]) == {k for k in seen_test if k.split("/")[0] in ds["test_categories"]}
+
+    # --model evaluates that one run and trains nothing (through the CLI verb).
+    from ifkd.commands import bench
+
+    parser = argparse.ArgumentParser()
+    bench.register(parser.add_subparsers(dest="command"))
+    out = tmp_path / "model"
+    model = root / "seen" / "runs" / "ifkd-s0"
+    args = parser.parse_args(
+        [
+            "bench",
+            "generalise",
+            "--protocol",
+            "unseen",
+            "--budget",
+            "smoke",
+            "--model",
+            str(model),
+            "--out",
+            str(out),
+        ]
+    )
+    assert args.func(args) == 0
+    saved = json.loads((out / "results.json").read_text())
+    assert [(r["method"], r["eval_dir"]) for r in saved["runs"]] == [("ifkd", "evals/model-ifkd-s0")]
+    assert not (out / "runs").exists()
