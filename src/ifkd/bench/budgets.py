@@ -98,6 +98,7 @@ BUDGETS: dict[str, Budget] = {
             "eval.surface_points=30000",
         ),
         seeds=_THREE_SEEDS,
+        checkpoint="last",  # strictly equal steps: the KD epochs always count in the ablation
         estimate=(
             "about 2 h for all methods at equal steps on 2 idle cores (from step rates measured at "
             "load 7: ifkd 6, global 26 samples/s); --equal-time adds about 30 min"
