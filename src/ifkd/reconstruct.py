@@ -5,6 +5,9 @@ frame of the input image, object-centred, with viewer-friendly axes -- +X right,
 viewer (OpenGL camera axes). It is the paper's design: no pose is needed, the orientation follows the
 image. With a known R2N2 pose the mesh can also be returned in the canonical object frame.
 Methods that predict in the canonical frame (teacher, 'global', 'camera') return canonical meshes.
+
+Speed on shared CPUs: set ``OMP_WAIT_POLICY=PASSIVE`` before torch is imported, as the CLI does;
+spinning OpenMP threads made the encoder 4x and image -> mesh 1.7x slower on a busy 2-core machine.
 """
 
 from __future__ import annotations
@@ -79,6 +82,22 @@ def resolve_device(device: str = "auto") -> torch.device:
     return torch.device(device)
 
 
+def as_rgba(arr: np.ndarray) -> np.ndarray:
+    """uint8 grey (H, W) or (H, W, 1), grey+alpha (H, W, 2), RGB (H, W, 3) or RGBA (H, W, 4) -> RGBA
+    (H, W, 4); a missing alpha is opaque (the whole frame is the object's view)."""
+    if arr.dtype != np.uint8:
+        raise ValueError(f"expected a uint8 image array, got {arr.dtype}")
+    if arr.ndim == 2:
+        arr = arr[..., None]
+    if arr.ndim != 3 or arr.shape[2] not in (1, 2, 3, 4) or min(arr.shape[:2]) < 2:
+        raise ValueError(f"expected an image array (H, W[, 1|2|3|4]) of at least 2x2, got shape {arr.shape}")
+    if arr.shape[2] <= 2:  # grey (+ alpha): repeat the grey level into RGB
+        arr = np.concatenate([np.repeat(arr[..., :1], 3, axis=2), arr[..., 1:]], axis=2)
+    if arr.shape[2] == 3:
+        arr = np.concatenate([arr, np.full(arr.shape[:2] + (1,), 255, np.uint8)], axis=2)
+    return np.ascontiguousarray(arr)
+
+
 class Reconstructor:
     """A trained method plus its config: ``Reconstructor.from_run(RUN).reconstruct(images)``."""
 
@@ -98,24 +117,15 @@ class Reconstructor:
 
     # -- inputs ---------------------------------------------------------------------------------
     def prepare(self, image: str | Path | np.ndarray) -> torch.Tensor:
-        """A path or an RGBA/RGB/grey uint8 array -> (3, S, S) tensor as in training."""
+        """A path or a uint8 array (see :func:`as_rgba`) -> (3, S, S) tensor in [0, 1], as in training."""
         if isinstance(image, (str, Path)):
             rgba = load_image(image)
         else:
-            arr = np.asarray(image)
-            if arr.ndim == 2:
-                arr = np.repeat(arr[..., None], 3, axis=2)
-            if arr.ndim != 3 or arr.shape[2] not in (3, 4):
-                raise ValueError(f"expected an image array (H, W[, 3|4]), got shape {arr.shape}")
-            if arr.dtype != np.uint8:
-                raise ValueError(f"expected a uint8 image array, got {arr.dtype}")
-            if arr.shape[2] == 3:
-                arr = np.concatenate([arr, np.full(arr.shape[:2] + (1,), 255, np.uint8)], axis=2)
-            rgba = arr
+            rgba = as_rgba(np.asarray(image))
         return image_to_tensor(rgba, self.cfg.data.image_size, self.cfg.data.background)
 
     # -- the field ------------------------------------------------------------------------------
-    @torch.no_grad()
+    @torch.inference_mode()
     def encode(self, inputs: torch.Tensor):
         """Images (B, 3, S, S) (or voxels for the teacher) -> the method's code."""
         return self.model.encode(inputs.to(self.device))
@@ -123,14 +133,17 @@ class Reconstructor:
     def field_fn(self, code, index: int, distance: float | None):
         """A numpy field fn(points (N, 3) in the output frame) -> occupancy probabilities (N,)."""
         code_i = _select(code, index)
-        d = torch.tensor([distance if distance is not None else self.cfg.eval.distance_ratio * CAM_MAX_DIST])
+        distance = distance if distance is not None else self.cfg.eval.distance_ratio * CAM_MAX_DIST
+        d = torch.tensor([distance], dtype=torch.float32, device=self.device)
         view = self.model.frame == "view"
+        flip = torch.tensor(np.diag(CV_TO_GL), dtype=torch.float32, device=self.device)
 
-        @torch.no_grad()
+        @torch.inference_mode()  # no autograd bookkeeping on the hot path
         def fn(points: np.ndarray) -> np.ndarray:
-            pts = points @ CV_TO_GL.T if view else points  # output axes -> OpenCV view axes
-            p = torch.from_numpy(np.ascontiguousarray(pts, dtype=np.float32))[None].to(self.device)
-            logits = self.model.decode(code_i, p, d.to(self.device))
+            p = torch.from_numpy(np.ascontiguousarray(points, dtype=np.float32)).to(self.device)[None]
+            if view:
+                p = p * flip  # output axes -> OpenCV view axes (CV_TO_GL is diagonal: its own inverse)
+            logits = self.model.decode(code_i, p, d)
             return torch.sigmoid(logits.float())[0].cpu().numpy()
 
         return fn
@@ -145,10 +158,8 @@ class Reconstructor:
         if dense:
             values, n = dense_grid(fn, res, DEFAULT_HALF, ev.points_per_chunk), (res + 1) ** 3
         else:
-            coarse = min(ev.coarse_resolution, res)
-            while res % coarse or np.log2(res / coarse) % 1:
-                coarse //= 2
-            values, n = coarse_to_fine(fn, res, max(coarse, 1), thr, DEFAULT_HALF, ev.points_per_chunk)
+            coarse = coarse_level(res, ev.coarse_resolution)
+            values, n = coarse_to_fine(fn, res, coarse, thr, DEFAULT_HALF, ev.points_per_chunk)
         return extract_mesh(values, thr, DEFAULT_HALF), n
 
     # -- the verbs ------------------------------------------------------------------------------
@@ -164,6 +175,11 @@ class Reconstructor:
     ) -> list[Reconstruction]:
         """Reconstruct each image. ``distance``: camera distance if known (default: the config's nominal
         one); ``poses``: optional R2N2 viewpoints, to also return canonical-frame meshes."""
+        if self.model.input_kind != "image" and not isinstance(images, torch.Tensor):
+            raise ValueError(
+                f"method {self.cfg.method!r} reconstructs from voxel grids (a (B, 1, R, R, R) tensor), "
+                "not from images"
+            )
         timer = Timer()
         with timer.stage("load"):
             batch = (
@@ -187,6 +203,15 @@ class Reconstructor:
                     rec.frame = "view"
             out.append(rec)
         return out
+
+
+def coarse_level(resolution: int, coarse: int) -> int:
+    """First grid of the coarse-to-fine pass: ``resolution`` halved while even and above ``coarse``,
+    so that ``resolution = level * 2**k`` for any resolution (an odd one is sampled densely)."""
+    level = resolution
+    while level > coarse and level % 2 == 0:
+        level //= 2
+    return level
 
 
 def to_object_frame(mesh: trimesh.Trimesh, R: np.ndarray) -> trimesh.Trimesh:

@@ -1,0 +1,266 @@
+"""The evaluator end to end: frame bookkeeping proven with perfect fields, the Table-1 files, and
+`ifkd evaluate` on a teacher run and a student run.
+
+A "perfect" method here decodes the ground-truth occupancy of the shape whose image it is shown:
+for a view-frame method, the shape turned by the image's R_i (points arrive as R_i p); for an
+object-frame one, the canonical shape. If the reconstructor and the evaluator get the frames right
+(view-aligned output, OpenGL axes, CV_TO_GL, to_object_frame, the query distance), its meshes score
+IoU ~1 against the GT; a view method that ignores R_i scores far lower.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from scipy import ndimage
+
+from ifkd.cli import main
+from ifkd.config import Config, get_preset
+from ifkd.data.format import RENDER_DIR, SHAPE_FILE, load_image, read_index, read_shape, read_views, shape_dir
+from ifkd.data.loader import image_to_tensor
+from ifkd.eval.evaluate import (
+    TABLE_COLUMNS,
+    EvalOptions,
+    evaluate_model,
+    markdown_table,
+    summarise,
+    write_results,
+)
+from ifkd.geometry.camera import CAM_MAX_DIST, intrinsics, view_transform
+from ifkd.methods import method_config
+from ifkd.models.base import Method
+from ifkd.reconstruct import Reconstructor
+from ifkd.train.loop import train
+
+BULKY = ("car", "loudspeaker", "sofa", "telephone")
+"""Categories of the perfect-field tests: shapes whose parts are many GT voxels thick. On thin ones
+(airplane wings, table tops, 1-2 voxels) even a perfect field's mesh scores IoU 0.85-0.95 against the
+128^3 voxel GT, so an IoU > 0.95 bar would test the voxelisation, not the frames."""
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def bulky_dataset(tiny_dataset, tmp_path_factory) -> Path:
+    """A copy of tiny_dataset whose test split is one shape of each BULKY category."""
+    root = tmp_path_factory.mktemp("bulky")
+    index = json.loads((tiny_dataset / "index.json").read_text())
+    keys = [next(k for k in index["splits"]["test"] if k.startswith(f"{c}/")) for c in BULKY]
+    for key in keys:
+        shutil.copytree(tiny_dataset / key, root / key)
+    index["splits"] = {"train": [], "val": [], "test": keys}
+    (root / "index.json").write_text(json.dumps(index))
+    return root
+
+
+def _image_key(image: torch.Tensor) -> str:
+    return hashlib.sha1(image.contiguous().numpy().tobytes()).hexdigest()
+
+
+def _occupancy(vox: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """(N,) bool: inside the GT grid (R, R, R) on [-0.5, 0.5]^3 made continuous -- trilinear between cell
+    centres, level 0.5 -- whose boundary lies on the cell faces that the evaluator's GT lookup uses."""
+    centres = (points + 0.5) * vox.shape[0] - 0.5  # continuous cell-index coordinates
+    return ndimage.map_coordinates(vox.astype(np.float32), centres.T, order=1, mode="constant") >= 0.5
+
+
+class GroundTruthField(Method):
+    """Decodes the GT occupancy of the dataset image it is shown (see the module docstring).
+
+    ``rotate=False`` makes a broken view-frame method that treats R_i p as object coordinates.
+    """
+
+    input_kind = "image"
+
+    def __init__(self, frame: str, data_root: Path, cfg: Config, rotate: bool = True) -> None:
+        super().__init__()
+        self.frame, self.rotate = frame, rotate
+        self.entries: list[tuple[np.ndarray, np.ndarray]] = []  # (128^3 GT grid, R_i)
+        self.lookup: dict[str, int] = {}
+        self.distances: list[float] = []
+        for key in read_index(data_root)["splits"]["test"]:
+            folder = shape_dir(data_root, key)
+            vox = read_shape(folder / SHAPE_FILE, voxel_resolutions=(128,)).voxels[128]
+            names, views = read_views(folder / RENDER_DIR)
+            for name, view in zip(names, views):
+                rgba = load_image(folder / RENDER_DIR / name)
+                image = image_to_tensor(rgba, cfg.data.image_size, cfg.data.background)
+                self.lookup[_image_key(image)] = len(self.entries)
+                self.entries.append((vox, view_transform(view)[:3, :3]))
+
+    def encode(self, inputs: torch.Tensor) -> torch.Tensor:
+        return torch.tensor([self.lookup[_image_key(image)] for image in inputs])
+
+    def decode(self, code: torch.Tensor, points: torch.Tensor, distance: torch.Tensor | None = None):
+        vox, R = self.entries[int(code[0])]
+        p = points[0].double().numpy()
+        if self.frame == "view":
+            self.distances.append(float(torch.as_tensor(distance).reshape(-1)[0]))
+            if self.rotate:
+                p = p @ R  # rows R_i p -> p
+        occ = _occupancy(vox, p)
+        return torch.from_numpy(np.where(occ, 10.0, -10.0).astype(np.float32))[None]
+
+
+def perfect_reconstructor(frame: str, data_root: Path, rotate: bool = True) -> Reconstructor:
+    """A reconstructor over GroundTruthField: the tiny preset with OccNet's 100k IoU points (less noise)
+    and a 32^3 first level (as OccNet's MISE) so coarse-to-fine keeps the GT's thinner parts."""
+    cfg = get_preset("tiny")
+    cfg = replace(cfg, eval=replace(cfg.eval, coarse_resolution=32, iou_points=100_000))
+    return Reconstructor(GroundTruthField(frame, data_root, cfg, rotate), cfg, "cpu")
+
+
+def test_view_frame_bookkeeping_end_to_end(bulky_dataset):
+    rec = perfect_reconstructor("view", bulky_dataset)
+    rows = evaluate_model(rec, bulky_dataset, EvalOptions(resolution=128))
+    assert [r["category"] for r in rows] == list(BULKY)
+    assert min(r["iou"] for r in rows) > 0.95, [(r["shape"], round(r["iou"], 3)) for r in rows]
+    assert min(r["iou_voxels_32"] for r in rows) > 0.85
+    # Every query used the view's true camera distance (known_distance) ...
+    keys = read_index(bulky_dataset)["splits"]["test"]
+    true = [read_views(shape_dir(bulky_dataset, k) / RENDER_DIR)[1][0].distance for k in keys]
+    seen = list(dict.fromkeys(rec.model.distances))  # one per shape, in evaluation order
+    assert np.allclose(seen, true, atol=1e-6)
+    # ... or the nominal one when camera-free.
+    rec.model.distances.clear()
+    evaluate_model(rec, bulky_dataset, EvalOptions(resolution=16, limit=1, known_distance=False))
+    assert np.allclose(rec.model.distances, rec.cfg.eval.distance_ratio * CAM_MAX_DIST)
+
+
+def test_object_frame_bookkeeping_end_to_end(bulky_dataset):
+    rec = perfect_reconstructor("object", bulky_dataset)
+    rows = evaluate_model(rec, bulky_dataset, EvalOptions(resolution=128))
+    ious = [r["iou"] for r in rows]
+    # Axis-aligned walls beat against the 1.1/128 extraction grid here (not in the rotated view
+    # frame): measured 0.950-0.974, so the bar is on the mean.
+    assert np.mean(ious) > 0.95 and min(ious) > 0.94, ious
+    assert rec.model.distances == []  # object-frame methods get no camera distance
+
+
+def test_a_frame_error_is_caught(bulky_dataset):
+    """Negative control: a view method that ignores R_i scores far below the perfect one."""
+    rec = perfect_reconstructor("view", bulky_dataset, rotate=False)
+    rows = evaluate_model(rec, bulky_dataset, EvalOptions(resolution=32))
+    assert np.mean([r["iou"] for r in rows]) < 0.5, [r["iou"] for r in rows]  # measured 0.18-0.33
+
+
+def test_view_meshes_project_onto_the_image_silhouette(bulky_dataset):
+    """The output frame really is the camera's (OpenGL axes: +X right, +Y up, +Z to the viewer): project
+    the view-frame mesh with a pinhole camera at (0, 0, d) written here from the R2N2 intrinsics alone."""
+    rec = perfect_reconstructor("view", bulky_dataset)
+    for key in read_index(bulky_dataset)["splits"]["test"]:
+        folder = shape_dir(bulky_dataset, key) / RENDER_DIR
+        names, views = read_views(folder)
+        alpha = load_image(folder / names[1])[..., 3] > 0
+        (out,) = rec.reconstruct([folder / names[1]], resolution=64, distance=views[1].distance)
+        x, y, z = out.mesh.vertices.T
+        K = intrinsics(alpha.shape[1], alpha.shape[0])
+        depth = views[1].distance - z  # the camera looks down -Z from +d
+        u = K[0, 2] + K[0, 0] * x / depth
+        v = K[1, 2] - K[1, 1] * y / depth  # +Y up, image rows go down
+        col = np.clip(np.floor(u).astype(int), 0, alpha.shape[1] - 1)
+        row = np.clip(np.floor(v).astype(int), 0, alpha.shape[0] - 1)
+        on = alpha[row, col].mean()
+        assert on > 0.99, f"{key}: only {on:.1%} of the vertices project onto the object"
+        # ... and the projection covers the silhouette, not a part of it.
+        hit = np.zeros_like(alpha)
+        hit[row, col] = True
+        assert (hit & alpha).sum() / alpha.sum() > 0.85  # measured 0.92-0.95 (mirrored: 0.66-0.93)
+
+
+# ---------------------------------------------------------------------------- the Table-1 files
+
+
+def _row(shape: str, **metrics: float) -> dict:
+    base = {k: 0.5 for k, _, _ in TABLE_COLUMNS}
+    return {"shape": shape, "category": shape.split("/")[0], "view": 0, **base, **metrics}
+
+
+def test_summary_is_the_unweighted_mean_of_class_means():
+    rows = [
+        _row("a/0", iou=0.2),
+        _row("a/1", iou=0.4, edge_chamfer_x1000=float("nan")),
+        _row("b/0", iou=0.9),
+    ]
+    s = summarise(rows)
+    assert s["per_category"]["a"]["iou"] == pytest.approx(0.3)
+    assert s["per_category"]["a"]["n"] == 2 and s["n"] == 3
+    assert s["mean"]["iou"] == pytest.approx(0.6)  # not the per-row mean 0.5
+    assert s["per_category"]["a"]["edge_chamfer_x1000"] == pytest.approx(0.5)  # NaN skipped
+
+
+def test_write_results_table1_layout(tmp_path):
+    rows = [_row("chair/0", iou=0.61), _row("chair/1", iou=0.59), _row("table/0", iou=0.7, fscore_1=0.25)]
+    summary = write_results(rows, tmp_path, "tiny test", {"method": "x"})
+    with open(tmp_path / "per_shape.csv", newline="") as fh:
+        table = list(csv.DictReader(fh))
+    assert [r["shape"] for r in table] == ["chair/0", "chair/1", "table/0"]
+    assert float(table[0]["iou"]) == pytest.approx(0.61)
+    saved = json.loads((tmp_path / "summary.json").read_text())
+    assert saved["method"] == "x" and saved["mean"] == pytest.approx(summary["mean"])
+    md = (tmp_path / "table.md").read_text().splitlines()
+    header = "| category | n | " + " | ".join(h for _, h, _ in TABLE_COLUMNS) + " |"
+    assert md[0] == "### tiny test" and md[2] == header
+    assert md[4].startswith("| chair | 2 | 0.600 |") and md[5].startswith("| table | 1 | 0.700 |")
+    assert md[6].startswith("| **mean (of classes)** | 3 | 0.650 |")
+    assert all(line.count("|") == len(TABLE_COLUMNS) + 3 for line in md[2:7])
+    assert markdown_table(summary).splitlines()[0] == header
+
+
+# --------------------------------------------------------------------------------- ifkd evaluate
+
+
+@pytest.fixture(scope="module")
+def runs(tiny_dataset, tmp_path_factory) -> dict[str, Path]:
+    """A teacher and a KD student, 2 optimiser steps each: enough for loadable run folders."""
+    root = tmp_path_factory.mktemp("eval_runs")
+
+    def cfg(method: str) -> Config:
+        c = method_config(method, get_preset("tiny"))
+        return replace(c, train=replace(c.train, max_steps=2, batch_size=4, val_shapes=0))
+
+    with torch.random.fork_rng():
+        torch.set_num_threads(1)
+        train(cfg("teacher"), tiny_dataset, root / "teacher", device="cpu", progress=False)
+        train(cfg("ifkd"), tiny_dataset, root / "student", teacher_run=root / "teacher", progress=False)
+    return {"teacher": root / "teacher", "student": root / "student"}
+
+
+@pytest.mark.parametrize("name", ["teacher", "student"])
+def test_cli_evaluate_on_runs(runs, tiny_dataset, tmp_path, capsys, name):
+    out = tmp_path / "results"
+    argv = ["evaluate", "--model", str(runs[name]), "--data", str(tiny_dataset), "--out", str(out)]
+    argv += ["--resolution", "16", "--limit", "2", "--views", "all", "--device", "cpu"]
+    assert main(argv) == 0
+    with open(out / "per_shape.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    keys = read_index(tiny_dataset)["splits"]["test"][:2]
+    assert [(r["shape"], r["view"]) for r in rows] == [(k, str(v)) for k in keys for v in range(3)]
+    assert all(0.0 <= float(r["iou"]) <= 1.0 and float(r["queries"]) > 0 for r in rows)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["method"] == ("teacher" if name == "teacher" else "ifkd") and summary["n"] == 6
+    assert summary["options"]["views"] == "all" and summary["options"]["limit"] == 2
+    assert set(summary["per_category"]) == {k.split("/")[0] for k in keys}
+    printed = capsys.readouterr().out
+    assert "| **mean (of classes)** | 6 |" in printed and "per_shape.csv" in printed
+
+
+def test_cli_evaluate_rejects_a_bad_views_value(runs, tiny_dataset, tmp_path, capsys):
+    argv = ["evaluate", "--model", str(runs["student"]), "--data", str(tiny_dataset)]
+    argv += ["--out", str(tmp_path / "r"), "--views", "some", "--device", "cpu"]
+    assert main(argv) == 2
+    assert "--views 'some'" in capsys.readouterr().err
