@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import types
 import typing
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
@@ -148,7 +149,7 @@ def _coerce(value: str, typ: Any, key: str) -> Any:
     """Parse a command-line string into the declared field type."""
     origin = typing.get_origin(typ)
     args = typing.get_args(typ)
-    if origin is typing.Union or str(origin) == "types.UnionType":
+    if origin is typing.Union or origin is types.UnionType:
         if value.lower() in ("none", "null"):
             return None
         inner = [a for a in args if a is not type(None)]
