@@ -66,7 +66,6 @@ def output_names(files: list[Path]) -> list[str]:
 def cmd_reconstruct(args: argparse.Namespace) -> int:
     # Before torch loads: OpenMP threads spinning at barriers stall when the cores are shared (busy
     # 2-core machine: encoder 106 -> 24 ms, image -> 128^3 mesh 4.7 -> 1.7 s). No effect once loaded.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from ifkd.extract.export import export_mesh
     from ifkd.geometry.camera import Viewpoint
     from ifkd.io import check_writable
