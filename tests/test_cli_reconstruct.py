@@ -19,9 +19,9 @@ from scipy.spatial import cKDTree
 from ifkd.cli import main
 from ifkd.config import Config, get_preset
 from ifkd.data.format import RENDER_DIR, SHAPE_FILE, read_index, read_shape, read_views, shape_dir
-from ifkd.eval.evaluate import uniform_iou_points
 from ifkd.eval.metrics import iou_occupancy, mesh_contains
 from ifkd.geometry.camera import view_transform
+from ifkd.geometry.voxels import uniform_points_in_grid
 from ifkd.methods import method_config
 from ifkd.reconstruct import Reconstructor, view_rotation_gl
 from ifkd.train.loop import train
@@ -152,5 +152,5 @@ def test_pose_writes_the_object_frame_mesh_too(use_perfect, tiny_dataset, tmp_pa
     assert len(mesh_object.vertices) == len(mesh.vertices) and gap.max() < 1e-5
     # ... and mesh_object is the shape in its canonical frame.
     gt = read_shape(folder / SHAPE_FILE, voxel_resolutions=(128,))
-    pts, occ = uniform_iou_points(gt.voxels[128], 50_000, np.random.default_rng(0))
+    pts, occ = uniform_points_in_grid(gt.voxels[128], 50_000, np.random.default_rng(0))
     assert iou_occupancy(mesh_contains(mesh_object, pts), occ) > 0.9

@@ -23,6 +23,9 @@ class DataConfig:
     """point-value pairs drawn per shape and step (OccNet: 2048)"""
     voxel_resolution: int = 32
     """teacher input voxel grid (paper 128; cpu 32)"""
+    uniform_fraction: float = 0.0
+    """share of each shape's training points drawn uniformly in [-0.55, 0.55]^3 and labelled from the
+    128^3 voxels (OccNet trains on uniform points); 0 = the paper's IM-NET-style pairs only"""
     views_per_shape: int | None = None
     """use at most this many views per shape (None: all on disk)"""
     background: float = 1.0

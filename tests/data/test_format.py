@@ -167,3 +167,19 @@ def test_loader_items_and_determinism(tmp_path):
     assert torch.equal(inside, item["occ"])
     with pytest.raises(InputError, match="no split"):
         make_dataset(tmp_path, "nope", cfg)
+
+
+def test_loader_uniform_fraction_labels_from_voxels(tmp_path):
+    """OccNet-style uniform points: labelled from the 128^3 grid, paired with their labels."""
+    rng = np.random.default_rng(0)
+    keys = _tiny_dataset(tmp_path, rng)
+    rec = _record(rng)
+    centres = (np.stack(np.meshgrid(*[np.arange(128)] * 3, indexing="ij"), -1) + 0.5) / 128 - 0.5
+    rec.voxels = {32: rec.voxels[32], 128: np.linalg.norm(centres, axis=-1) < 0.3}
+    F.write_shape(tmp_path / keys[0] / F.SHAPE_FILE, rec)
+    cfg = DataConfig(image_size=16, points_per_shape=400, voxel_resolution=32, uniform_fraction=0.5)
+    item = make_dataset(tmp_path, "train", cfg, seed=0)[0]
+    pts, occ = item["points"][200:], item["occ"][200:]
+    assert pts.shape == (200, 3) and float(pts.abs().max()) <= 0.55
+    inside = pts.norm(dim=1) < 0.3
+    assert (inside == (occ > 0.5)).float().mean() > 0.97  # cell-size error only, near the sphere

@@ -18,6 +18,7 @@ from torch.utils.data import Dataset
 from ifkd.config import DataConfig
 from ifkd.data.format import RENDER_DIR, SHAPE_FILE, load_image, read_index, read_shape, read_views, shape_dir
 from ifkd.geometry.camera import Viewpoint, view_transform
+from ifkd.geometry.voxels import uniform_points_in_grid
 from ifkd.io import InputError
 
 
@@ -49,6 +50,10 @@ def image_to_tensor(rgba: np.ndarray, size: int, background: float = 1.0) -> tor
         rgb = arr[..., :3] * alpha
     out = rgb + background * (1.0 - alpha)
     return torch.from_numpy(np.ascontiguousarray(np.clip(out, 0.0, 1.0).transpose(2, 0, 1)))
+
+
+LABEL_RESOLUTION = 128
+"""voxel grid that labels the extra uniform points (cell size 1/128 of the unit box)"""
 
 
 class ShapeViewDataset(Dataset):
@@ -103,11 +108,17 @@ class ShapeViewDataset(Dataset):
         if key in self._cache:
             self._cache.move_to_end(key)
             return self._cache[key]
-        res = (self.cfg.voxel_resolution,) if self.with_voxels else ()
-        rec = read_shape(shape_dir(self.root, key) / SHAPE_FILE, voxel_resolutions=res, surface=False)
+        res = {self.cfg.voxel_resolution} if self.with_voxels else set()
+        if self.cfg.uniform_fraction > 0:
+            res.add(LABEL_RESOLUTION)
+        rec = read_shape(
+            shape_dir(self.root, key) / SHAPE_FILE, voxel_resolutions=tuple(sorted(res)), surface=False
+        )
         arrays = {"points": rec.points, "occupancies": rec.occupancies}
         if self.with_voxels:
             arrays["voxels"] = rec.voxels[self.cfg.voxel_resolution]
+        if self.cfg.uniform_fraction > 0:
+            arrays["labels"] = rec.voxels[LABEL_RESOLUTION]
         self._cache[key] = arrays
         if len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
@@ -118,12 +129,17 @@ class ShapeViewDataset(Dataset):
         arrays = self._shape_arrays(key)
         rng = np.random.default_rng([self.seed, self.epoch, i])
         n_all = arrays["points"].shape[0]
-        n = self.cfg.points_per_shape
+        n_uniform = int(round(self.cfg.uniform_fraction * self.cfg.points_per_shape))
+        n = self.cfg.points_per_shape - n_uniform
         idx = rng.choice(n_all, size=n, replace=n > n_all)
+        points, occ = arrays["points"][idx], arrays["occupancies"][idx].astype(np.float32)
+        if n_uniform:
+            extra, extra_occ = uniform_points_in_grid(arrays["labels"], n_uniform, rng)
+            points, occ = np.concatenate([points, extra]), np.concatenate([occ, extra_occ.astype(np.float32)])
         names, views = self.views[key]
         item = {
-            "points": torch.from_numpy(arrays["points"][idx]),
-            "occ": torch.from_numpy(arrays["occupancies"][idx].astype(np.float32)),
+            "points": torch.from_numpy(points),
+            "occ": torch.from_numpy(occ),
             "E": torch.from_numpy(view_transform(views[view_idx]).astype(np.float32)),
             "category": torch.tensor(self.categories.index(key.split("/")[0]), dtype=torch.int64),
             "index": torch.tensor(i, dtype=torch.int64),

@@ -29,6 +29,7 @@ from ifkd.data.format import RENDER_DIR, SHAPE_FILE, load_image, read_index, rea
 from ifkd.data.loader import image_to_tensor
 from ifkd.eval.metrics import evaluate_mesh, iou_voxels, voxelize_mesh_occupancy
 from ifkd.geometry.camera import view_transform
+from ifkd.geometry.voxels import uniform_points_in_grid
 from ifkd.io import InputError, atomic_write_json, atomic_write_text, check_writable
 from ifkd.reconstruct import Reconstructor, to_object_frame, view_rotation_gl
 
@@ -55,17 +56,6 @@ class EvalOptions:
     known_distance: bool = True
     """query at the view's true camera distance (False: the config's nominal one: fully camera-free)"""
     seed: int = 0
-
-
-def uniform_iou_points(vox128: np.ndarray, n: int, rng: np.random.Generator, half: float = 0.55):
-    """(n, 3) uniform points in [-half, half]^3 and their GT occupancy from a 128^3 grid on [-0.5, 0.5]^3."""
-    pts = rng.uniform(-half, half, size=(n, 3)).astype(np.float32)
-    res = vox128.shape[0]
-    idx = np.floor((pts + 0.5) * res).astype(np.int64)
-    inside = np.all((idx >= 0) & (idx < res), axis=1)
-    occ = np.zeros(n, dtype=bool)
-    occ[inside] = vox128[idx[inside, 0], idx[inside, 1], idx[inside, 2]]
-    return pts, occ
 
 
 def surface_filled_voxels(vox: np.ndarray, surface_points: np.ndarray, half: float = 0.5) -> np.ndarray:
@@ -112,7 +102,7 @@ def evaluate_model(
         gt = read_shape(folder / SHAPE_FILE, voxel_resolutions=tuple(sorted({32, 128, *res_in})))
         names, views = read_views(folder / RENDER_DIR)
         rng = np.random.default_rng([opts.seed, zlib.crc32(key.encode())])  # stable across runs
-        iou_pts, iou_occ = uniform_iou_points(gt.voxels[128], cfg.eval.iou_points, rng)
+        iou_pts, iou_occ = uniform_points_in_grid(gt.voxels[128], cfg.eval.iou_points, rng)
         vox32 = surface_filled_voxels(gt.voxels[32], gt.surface_points)
         for v in _view_indices(len(views), opts.views):
             view = views[v]

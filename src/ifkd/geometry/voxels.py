@@ -89,3 +89,21 @@ def downsample_voxels(grid: np.ndarray, factor: int) -> np.ndarray:
         raise ValueError(f"cannot max-pool a grid of shape {grid.shape} by {factor}")
     r = res // factor
     return grid.reshape(r, factor, r, factor, r, factor).any(axis=(1, 3, 5))
+
+
+def voxel_lookup(grid: np.ndarray, points: np.ndarray, half: float = OBJECT_HALF) -> np.ndarray:
+    """(N,) bool: the cell of a (R, R, R) grid tiling [-half, half]^3 that each (N, 3) point falls in
+    (points outside the grid are empty)."""
+    res = grid.shape[0]
+    idx = np.floor((np.asarray(points) + half) / (2.0 * half) * res).astype(np.int64)
+    inside = np.all((idx >= 0) & (idx < res), axis=1)
+    occ = np.zeros(len(idx), dtype=bool)
+    occ[inside] = grid[idx[inside, 0], idx[inside, 1], idx[inside, 2]]
+    return occ
+
+
+def uniform_points_in_grid(grid: np.ndarray, n: int, rng: np.random.Generator, half: float = 0.55):
+    """(n, 3) float32 points uniform in [-half, half]^3 (OccNet's padded box) and their (n,) bool
+    occupancy looked up in a grid on the unit box: labels for uniform training/IoU points."""
+    pts = rng.uniform(-half, half, size=(n, 3)).astype(np.float32)
+    return pts, voxel_lookup(grid, pts)
