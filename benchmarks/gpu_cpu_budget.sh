@@ -17,7 +17,7 @@ timeout "${SEEN_S:-270}" $PY -m ifkd bench quality --budget "$BUDGET" --out "$R/
   --jobs "${JOBS:-8}" --device "$DEVICE" 2>&1 | tee "$OUT/seen.log" | grep -v -E "^\s*(epoch|evaluate)" | tail -n 60
 echo "seen took $(( $(date +%s) - T0 )) s"
 T1=$(date +%s)
-timeout "${UNSEEN_S:-100}" $PY -m ifkd bench generalise --protocol unseen --budget "$BUDGET" \
+[ "${UNSEEN_S:-100}" -gt 0 ] && timeout "${UNSEEN_S:-100}" $PY -m ifkd bench generalise --protocol unseen --budget "$BUDGET" \
   --out "$R/unseen" --jobs "${JOBS:-8}" --device "$DEVICE" 2>&1 | tee "$OUT/unseen.log" | tail -n 20
 echo "unseen took $(( $(date +%s) - T1 )) s"
 cd "$R"
