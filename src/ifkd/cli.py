@@ -11,7 +11,7 @@ import errno
 import re
 import sys
 
-from ifkd.commands import bench, data, evaluate, reconstruct, train
+from ifkd.commands import bench, data, demo, evaluate, reconstruct, report, train
 from ifkd.io import InputError
 
 EXIT_INPUT = 2
@@ -25,7 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     sub = parser.add_subparsers(dest="command")
     sub.required = True
-    for module in (data, train, reconstruct, evaluate, bench):
+    for module in (data, train, reconstruct, evaluate, report, bench, demo):
         module.register(sub)
     return parser
 
