@@ -162,22 +162,23 @@ def run_table(cfg: Any, records: Sequence[Mapping], best: Mapping | None) -> Tab
     spec = METHODS.get(cfg.method)
     kd = f"(recon + {tc.kd_weight:g}·KD)" if spec is not None and spec.uses_kd else "more recon"
     seconds = sum(float(r.get("seconds", 0.0)) for r in records)
-    rows = [
-        ["method / preset", f"{cfg.method} / {cfg.preset}"],
-        ["input image", f"{cfg.data.image_size} px"],
-        ["student U-Net", f"base {sc.base_channels}, depth {sc.depth}, features {sc.feature_channels}"],
-        [
-            "teacher",
-            f"{cfg.teacher.kind}, channels {list(cfg.teacher.channels)}, {cfg.data.voxel_resolution}³",
-        ],
+    is_teacher = cfg.method.startswith("teacher")
+    teacher = (
+        f"{cfg.teacher.kind}, channels {list(cfg.teacher.channels)}, {cfg.data.voxel_resolution}³ voxels"
+    )
+    rows = [["method / preset", f"{cfg.method} / {cfg.preset}"]]
+    if not is_teacher:
+        rows.append(["input image", f"{cfg.data.image_size} px"])
+        rows.append(["U-Net", f"base {sc.base_channels}, depth {sc.depth}, features {sc.feature_channels}"])
+    if is_teacher or (spec is not None and spec.uses_kd):
+        rows.append(["teacher", teacher])
+    steps = records[-1]["step"] if records else 0
+    rows += [
         [
             "schedule",
-            f"{tc.epochs_recon} recon + {tc.epochs_kd} {kd} epochs, batch {tc.batch_size}",
+            f"{tc.epochs_recon} recon + {tc.epochs_kd} {kd} epochs, batch {tc.batch_size}, lr {tc.lr:g}",
         ],
-        [
-            "epochs done",
-            f"{len(records)} ({records[-1]['step'] if records else 0} steps, {_duration(seconds)})",
-        ],
+        ["epochs done", f"{len(records)} ({steps} steps, {_duration(seconds)})"],
     ]
     if best:
         rows.append(
