@@ -183,3 +183,13 @@ def test_loader_uniform_fraction_labels_from_voxels(tmp_path):
     assert pts.shape == (200, 3) and float(pts.abs().max()) <= 0.55
     inside = pts.norm(dim=1) < 0.3
     assert (inside == (occ > 0.5)).float().mean() > 0.97  # cell-size error only, near the sphere
+
+
+def test_atomic_writes_get_normal_permissions(tmp_path):
+    """Files written through a temp name are not left 0600 (mkstemp's mode): others can read results."""
+    import os
+
+    mask = os.umask(0)
+    os.umask(mask)
+    F.write_shape(tmp_path / "s.npz", _record(np.random.default_rng(0)))
+    assert (tmp_path / "s.npz").stat().st_mode & 0o777 == 0o666 & ~mask
