@@ -2,37 +2,17 @@
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
-import os
-import platform
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def machine() -> dict:
-    import numpy
-    import torch
+    """CPU, cores, versions, GPU and date: the same record the quality benchmark stores."""
+    from ifkd.bench.harness import machine_info
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "numpy": numpy.__version__,
-        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-        "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-    }
+    return machine_info()
 
 
 def write_results(name: str, payload: dict, markdown: str) -> tuple[Path, Path]:

@@ -10,28 +10,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ifkd.data.categories import NAMES, SPLIT_FRACTIONS, SYNSETS
 from ifkd.io import InputError
 
-SYNSETS: dict[str, str] = {
-    "airplane": "02691156",
-    "bench": "02828884",
-    "cabinet": "02933112",
-    "car": "02958343",
-    "chair": "03001627",
-    "display": "03211117",
-    "lamp": "03636649",
-    "loudspeaker": "03691459",
-    "rifle": "04090263",
-    "sofa": "04256520",
-    "table": "04379243",
-    "telephone": "04401088",
-    "vessel": "04530566",
-}
-"""Category name -> ShapeNet synset id, the 13 classes every single-view paper reports."""
-NAMES: dict[str, str] = {v: k for k, v in SYNSETS.items()}
 SPLIT_NAMES = ("train", "val", "test")
-SPLIT_FRACTIONS = (0.7, 0.1, 0.2)
-"""OccNet's random per-class split (PROTOCOLS.md)."""
 
 
 def synset_of(category: str) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ifkd.data.categories import SYNSETS
 from ifkd.data.synth.families_furniture import FURNITURE_BUILDERS
 from ifkd.data.synth.families_objects import OBJECT_BUILDERS
 from ifkd.data.synth.families_vehicles import VEHICLE_BUILDERS
@@ -18,22 +19,8 @@ from ifkd.data.synth.parts_helpers import Builder
 from ifkd.data.synth.primitives import Color
 from ifkd.data.synth.shape import Shape
 
-CATEGORIES: dict[str, str] = {
-    "airplane": "02691156",
-    "bench": "02828884",
-    "cabinet": "02933112",
-    "car": "02958343",
-    "chair": "03001627",
-    "display": "03211117",
-    "lamp": "03636649",
-    "loudspeaker": "03691459",
-    "rifle": "04090263",
-    "sofa": "04256520",
-    "table": "04379243",
-    "telephone": "04401088",
-    "vessel": "04530566",
-}
-"""Category name -> ShapeNet synset id (the 13 classes of the R2N2 / OccNet SVR benchmark)."""
+CATEGORIES: dict[str, str] = SYNSETS
+"""Category name -> ShapeNet synset id: the families mimic these 13 classes."""
 
 _PALETTES = (
     ((120, 80, 50), (165, 118, 75), (92, 58, 34), (205, 172, 130), (60, 40, 25)),  # woods

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from ifkd.data.categories import SPLIT_FRACTIONS
 from ifkd.data.format import (
     RENDER_DIR,
     SHAPE_FILE,
@@ -28,9 +29,6 @@ from ifkd.geometry.camera import Viewpoint, view_transform
 from ifkd.geometry.sampling import sample_point_values
 from ifkd.io import check_writable
 from ifkd.render.raycast import render
-
-SPLIT_FRACTIONS = (0.7, 0.1, 0.2)
-"""train / val / test per category, as OccNet's random 70/10/20 split."""
 
 
 @dataclass(frozen=True)
