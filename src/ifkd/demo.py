@@ -154,7 +154,7 @@ def run_demo(
 
     pretrained_run: the run folder used in 'pretrained' mode (default: the shipped weights).
     """
-    from ifkd.data.synth.generate import SynthSettings, generate_dataset
+    from ifkd.data.synth.generate import SynthSettings
 
     if size not in SIZES:
         raise InputError(f"demo size {size!r}: choose from {sorted(SIZES)}")
@@ -175,12 +175,14 @@ def run_demo(
         **({"categories": z.categories} if z.categories else {}),
         **z.synth,
     )
-    n_shapes = len(settings.categories) * z.per_category
+    what = (
+        "test shapes only" if mode == "pretrained" else f"{len(settings.categories) * z.per_category} shapes"
+    )
     stages.run(
         "data",
         f"{len(settings.categories)} categories x {z.per_category} shapes x {z.views} views "
-        f"at {z.image_size} px ({n_shapes} shapes) -> {data}",
-        lambda: generate_dataset(data, settings, workers=workers, progress=False),
+        f"at {z.image_size} px ({what}) -> {data}",
+        lambda: _make_data(data, settings, workers, test_only=mode == "pretrained"),
     )
     compare: tuple[Path, ...] = ()
     if mode == "train":
@@ -202,7 +204,7 @@ def run_demo(
         from ifkd.pretrained import resolve_run
 
         model = Path(pretrained_run) if pretrained_run is not None else resolve_run("pretrained")
-        compare = _shipped_teachers() if pretrained_run is None else ()
+        compare = _other_shipped(model) if pretrained_run is None else ()
         log(f"using the shipped weights in {model} (test shapes drawn with seed {DEMO_SEED}: new to them)")
     rec = _reconstructor(model, z.eval, device)
     meshes = stages.run(
@@ -231,13 +233,31 @@ def run_demo(
     return DemoResult(out, mode, model, timings, summary, report, meshes)
 
 
-def _shipped_teachers() -> tuple[Path, ...]:
-    """Shipped teacher runs, if any: the report shows their meshes (from voxels) beside the student's."""
-    from ifkd.config import load_config
+def _make_data(root: Path, settings, workers: int, test_only: bool) -> None:
+    """The demo dataset; with shipped weights only its test shapes are needed (and generated)."""
+    from ifkd.data.format import write_index
+    from ifkd.data.synth.families import CATEGORIES
+    from ifkd.data.synth.generate import generate_dataset, generate_shape, plan_splits
+
+    if not test_only:
+        generate_dataset(root, settings, workers=workers, progress=False)
+        return
+    test = plan_splits(settings)["test"]
+    for key in test:
+        category, index = key.split("/")
+        generate_shape(root, category, int(index), settings)
+    cats = {c: CATEGORIES[c] for c in settings.categories}
+    write_index(root, cats, {"test": test}, source="ifkd-synth", views_per_shape=settings.views,
+                image_size=settings.image_size)  # fmt: skip
+
+
+def _other_shipped(model: Path) -> tuple[Path, ...]:
+    """The other shipped runs (e.g. the student without KD, a teacher): the report shows their meshes
+    beside the model's."""
     from ifkd.pretrained import PRETRAINED_DIR, available
 
     folders = [PRETRAINED_DIR / name for name in available()]
-    return tuple(f for f in folders if load_config(f).method.startswith("teacher"))
+    return tuple(f for f in folders if f.resolve() != Path(model).resolve())
 
 
 def _fresh(folder: Path) -> Path:
@@ -310,9 +330,9 @@ def _report(model: Path, data: Path, out: Path, z: DemoSize, compare, note: str,
 
 
 def _note(z: DemoSize, mode: str, model: Path, timings: dict[str, float]) -> str:
-    how = "trained here" if mode == "train" else f"the shipped weights (`{model}`)"
+    how = "a teacher and student trained here" if mode == "train" else f"the shipped weights (`{model}`)"
     return (
         f"Made by `ifkd demo`: a generated dataset of {z.per_category} shapes per category "
-        f"(seed {DEMO_SEED}), the model {how}, meshes of the held-out test images in `meshes/`, and "
+        f"(seed {DEMO_SEED}), {how}, meshes of the held-out test images in `meshes/`, and "
         "the metrics below. Stage times: " + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items()) + "."
     )

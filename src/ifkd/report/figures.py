@@ -46,14 +46,17 @@ def _save(fig, path: Path) -> Path:
 def _kd_line(ax, switch: int | None) -> None:
     if switch is not None:
         ax.axvline(switch + 0.5, color="#555", linestyle="--", linewidth=1)
-        ax.annotate(
-            "KD on",
-            xy=(switch + 0.5, 1.0),
-            xycoords=("data", "axes fraction"),
-            xytext=(4, -14),
-            textcoords="offset points",
+        ax.text(
+            switch + 0.5,
+            0.5,
+            " KD on ",
+            transform=ax.get_xaxis_transform(),  # x in data, y in axes fraction
+            rotation=90,
+            ha="center",
+            va="center",
             color="#555",
-            fontsize=9,
+            fontsize=8,
+            bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8, "pad": 1},
         )
 
 
