@@ -15,9 +15,14 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from ifkd.bench.budgets import Budget
-from ifkd.data.format import SHAPE_FILE, write_index
-from ifkd.data.synth.families import CATEGORIES
-from ifkd.data.synth.generate import SynthSettings, generate_dataset, generate_shape, plan_splits
+from ifkd.data.format import SHAPE_FILE
+from ifkd.data.synth.generate import (
+    SynthSettings,
+    generate_dataset,
+    generate_shape,
+    plan_splits,
+    write_synth_index,
+)
 from ifkd.io import InputError, check_writable
 
 PROTOCOLS = ("seen", "unseen", "real")
@@ -118,15 +123,7 @@ def unseen_data(
     splits = {"train": train_splits["train"], "val": train_splits["val"], "test": test_keys}
     _generate_shapes(root, [*splits["train"], *splits["val"], *splits["test"]], s, workers)
     settings = {**_settings_dict(s), "protocol": "unseen"}
-    write_index(
-        root,
-        {c: CATEGORIES[c] for c in s.categories},
-        splits,
-        source="ifkd-synth",
-        generator=settings,
-        views_per_shape=s.views,
-        image_size=s.image_size,
-    )
+    write_synth_index(root, s, splits, protocol="unseen")
     return ProtocolData("unseen", root, root, settings, train_cats, test_cats)
 
 

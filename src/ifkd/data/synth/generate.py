@@ -146,8 +146,13 @@ def generate_dataset(
             bar.update()
     bar.close()
     splits = plan_splits(s)
-    settings = asdict(s)
-    settings["categories"] = list(s.categories)
+    write_synth_index(root, s, splits)
+    return splits
+
+
+def write_synth_index(root: Path, s: SynthSettings, splits: dict[str, list[str]], **generator_extra) -> None:
+    """index.json of a generated dataset: its categories, splits and the settings that made it."""
+    settings = {**asdict(s), "categories": list(s.categories), **generator_extra}
     write_index(
         root,
         {c: CATEGORIES[c] for c in s.categories},
@@ -157,7 +162,6 @@ def generate_dataset(
         views_per_shape=s.views,
         image_size=s.image_size,
     )
-    return splits
 
 
 def categories_arg(names: Sequence[str] | None) -> tuple[str, ...]:
