@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import torch
 
+from ifkd.config import Config, get_preset
 from ifkd.data.synth.generate import SynthSettings, generate_dataset
+from ifkd.methods import method_config
 
 TINY = SynthSettings(per_category=3, views=3, seed=11, image_size=64)
 
@@ -17,3 +21,23 @@ def tiny_dataset(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("tiny_dataset")
     generate_dataset(root, TINY, workers=1, progress=False)
     return root
+
+
+@pytest.fixture(scope="session")
+def tiny_runs(tiny_dataset, tmp_path_factory) -> dict[str, Path]:
+    """A teacher and a KD student trained 2 optimiser steps each: loadable run folders."""
+    from ifkd.train.loop import train
+
+    root = tmp_path_factory.mktemp("tiny_runs")
+
+    def cfg(method: str) -> Config:
+        c = method_config(method, get_preset("tiny"))
+        return replace(c, train=replace(c.train, max_steps=2, batch_size=4, val_shapes=0))
+
+    with torch.random.fork_rng():
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        train(cfg("teacher"), tiny_dataset, root / "teacher", device="cpu", progress=False)
+        train(cfg("ifkd"), tiny_dataset, root / "student", teacher_run=root / "teacher", progress=False)
+        torch.set_num_threads(threads)
+    return {"teacher": root / "teacher", "student": root / "student"}

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import importlib.util
 import shutil
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -17,14 +16,11 @@ from PIL import Image
 from scipy.spatial import cKDTree
 
 from ifkd.cli import main
-from ifkd.config import Config, get_preset
 from ifkd.data.format import RENDER_DIR, SHAPE_FILE, read_index, read_shape, read_views, shape_dir
 from ifkd.eval.metrics import iou_occupancy, mesh_contains
 from ifkd.geometry.camera import view_transform
 from ifkd.geometry.voxels import uniform_points_in_grid
-from ifkd.methods import method_config
 from ifkd.reconstruct import Reconstructor, view_rotation_gl
-from ifkd.train.loop import train
 
 HERE = Path(__file__).resolve().parent
 
@@ -46,19 +42,9 @@ def one_thread():
 
 
 @pytest.fixture(scope="module")
-def runs(tiny_dataset, tmp_path_factory) -> dict[str, Path]:
-    """A teacher and a KD student, 2 optimiser steps each (loadable run folders)."""
-    root = tmp_path_factory.mktemp("cli_runs")
-
-    def cfg(method: str) -> Config:
-        c = method_config(method, get_preset("tiny"))
-        return replace(c, train=replace(c.train, max_steps=2, batch_size=4, val_shapes=0))
-
-    with torch.random.fork_rng():
-        torch.set_num_threads(1)
-        train(cfg("teacher"), tiny_dataset, root / "teacher", device="cpu", progress=False)
-        train(cfg("ifkd"), tiny_dataset, root / "student", teacher_run=root / "teacher", progress=False)
-    return {"teacher": root / "teacher", "student": root / "student"}
+def runs(tiny_runs) -> dict[str, Path]:
+    """The shared tiny teacher + KD student run folders (tests/conftest.py)."""
+    return tiny_runs
 
 
 @pytest.fixture(scope="module")

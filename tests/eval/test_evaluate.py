@@ -35,10 +35,8 @@ from ifkd.eval.evaluate import (
     write_results,
 )
 from ifkd.geometry.camera import CAM_MAX_DIST, intrinsics, view_transform
-from ifkd.methods import method_config
 from ifkd.models.base import Method
 from ifkd.reconstruct import Reconstructor
-from ifkd.train.loop import train
 
 BULKY = ("car", "loudspeaker", "sofa", "telephone")
 """Categories of the perfect-field tests: shapes whose parts are many GT voxels thick. On thin ones
@@ -225,19 +223,9 @@ def test_write_results_table1_layout(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def runs(tiny_dataset, tmp_path_factory) -> dict[str, Path]:
-    """A teacher and a KD student, 2 optimiser steps each: enough for loadable run folders."""
-    root = tmp_path_factory.mktemp("eval_runs")
-
-    def cfg(method: str) -> Config:
-        c = method_config(method, get_preset("tiny"))
-        return replace(c, train=replace(c.train, max_steps=2, batch_size=4, val_shapes=0))
-
-    with torch.random.fork_rng():
-        torch.set_num_threads(1)
-        train(cfg("teacher"), tiny_dataset, root / "teacher", device="cpu", progress=False)
-        train(cfg("ifkd"), tiny_dataset, root / "student", teacher_run=root / "teacher", progress=False)
-    return {"teacher": root / "teacher", "student": root / "student"}
+def runs(tiny_runs) -> dict[str, Path]:
+    """The shared tiny teacher + KD student run folders (tests/conftest.py)."""
+    return tiny_runs
 
 
 @pytest.mark.parametrize("name", ["teacher", "student"])
