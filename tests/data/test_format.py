@@ -185,6 +185,24 @@ def test_loader_uniform_fraction_labels_from_voxels(tmp_path):
     assert (inside == (occ > 0.5)).float().mean() > 0.97  # cell-size error only, near the sphere
 
 
+def test_loader_uniform_labels_fall_back_to_finest_stored_grid(tmp_path):
+    """A dataset without 128^3 voxels labels uniform points from its finest grid, or says why it cannot."""
+    rng = np.random.default_rng(0)
+    keys = _tiny_dataset(tmp_path, rng)
+    rec = _record(rng)
+    centres = (np.stack(np.meshgrid(*[np.arange(32)] * 3, indexing="ij"), -1) + 0.5) / 32 - 0.5
+    rec.voxels = {32: np.linalg.norm(centres, axis=-1) < 0.3}
+    F.write_shape(tmp_path / keys[0] / F.SHAPE_FILE, rec)
+    cfg = DataConfig(image_size=16, points_per_shape=300, voxel_resolution=32, uniform_fraction=1.0)
+    item = make_dataset(tmp_path, "train", cfg, seed=0, with_voxels=False)[0]
+    inside = item["points"].norm(dim=1) < 0.3
+    assert (inside == (item["occ"] > 0.5)).float().mean() > 0.9
+    rec.voxels = {}
+    F.write_shape(tmp_path / keys[0] / F.SHAPE_FILE, rec)
+    with pytest.raises(InputError, match="no voxels_<R> grid"):
+        make_dataset(tmp_path, "train", cfg, seed=0, with_voxels=False)[0]
+
+
 def test_atomic_writes_get_normal_permissions(tmp_path):
     """Files written through a temp name are not left 0600 (mkstemp's mode): others can read results."""
     import os

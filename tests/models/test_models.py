@@ -180,6 +180,22 @@ def test_stn_starts_as_identity_and_matches_plain_skip():
     torch.testing.assert_close(with_stn(img)[0], plain(img)[0], atol=1e-5, rtol=0)
 
 
+@pytest.mark.parametrize("norm", ["batch", "group", "none"])
+def test_unet_norm_variants(norm):
+    """GroupNorm and no norm keep no running statistics: eval mode gives the same map as train mode."""
+    torch.manual_seed(0)
+    net = UNet(3, base=8, depth=2, feature_channels=5, skip="cnn5", norm=norm)
+    img = torch.rand(2, 3, 20, 20)
+    train_out = net.train()(img)[0]
+    assert train_out.shape == (2, 5, 20, 20)
+    has_bn = any(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules())
+    assert has_bn == (norm == "batch")
+    if norm != "batch":
+        torch.testing.assert_close(net.eval()(img)[0], train_out)
+    with pytest.raises(ValueError, match="group"):
+        UNet(norm="layer")
+
+
 def test_unknown_skip_variant():
     with pytest.raises(ValueError, match="cnn5"):
         UNet(skip="attention")

@@ -201,11 +201,13 @@ def test_run_folder_files_and_loss_falls(tmp_path):
     assert len(list(run.checkpoints.glob("last-optim-*.safetensors"))) == 1
 
 
-@pytest.mark.parametrize("stop_at", [3, 6])  # inside the recon epoch / inside the first KD epoch
-def test_resume_after_max_steps_is_bit_identical(tmp_path, stop_at):
-    cfg = tiny_config()
+@pytest.mark.parametrize(
+    "stop_at, schedule", [(3, "constant"), (6, "constant"), (6, "cosine")]
+)  # inside the recon epoch / inside the first KD epoch
+def test_resume_after_max_steps_is_bit_identical(tmp_path, stop_at, schedule):
+    cfg = tiny_config(lr_schedule=schedule)
     _, straight = run_fake(tmp_path / "a", cfg)
-    first, _ = run_fake(tmp_path / "b", tiny_config(max_steps=stop_at))
+    first, _ = run_fake(tmp_path / "b", tiny_config(max_steps=stop_at, lr_schedule=schedule))
     assert first["status"] == "max_steps" and first["global_step"] == stop_at
     state = read_last_state(RunDir(tmp_path / "b"))
     assert (state.epoch, state.step_in_epoch) == divmod(stop_at, 4)
@@ -325,6 +327,8 @@ def test_end_to_end_teacher_then_ifkd_student_with_exact_resume(tmp_path):
     train(student_cfg, data, tmp_path / "a", teacher_run=tmp_path / "teacher", device="cpu", progress=False)
     records = read_metrics(RunDir(tmp_path / "a"))
     assert [r["kd_active"] for r in records] == [False, True] and "train_kd" in records[1]
+    # 'best' follows the volumetric IoU at uniform points; the near-surface pairs' IoU is logged beside it
+    assert all(0.0 <= r["val_iou"] <= 1.0 and 0.0 <= r["val_iou_surface"] <= 1.0 for r in records)
     stopped = replace(student_cfg, train=replace(student_cfg.train, max_steps=4))  # inside the KD epoch
     train(stopped, data, tmp_path / "b", teacher_run=tmp_path / "teacher", device="cpu", progress=False)
     train(
@@ -343,3 +347,16 @@ def test_end_to_end_teacher_then_ifkd_student_with_exact_resume(tmp_path):
     assert without_time(records) == without_time(read_metrics(RunDir(tmp_path / "b")))
     with pytest.raises(InputError, match="distils from a teacher"):
         train(student_cfg, data, tmp_path / "c", device="cpu", progress=False)
+
+
+def test_cosine_learning_rate_curve_and_unknown_schedule(tmp_path):
+    from ifkd.train.schedule import learning_rate, planned_steps
+
+    tc = TrainConfig(lr=1e-3, lr_schedule="cosine", lr_final=0.1, epochs_recon=3, epochs_kd=1, max_steps=5)
+    assert planned_steps(tc, 10) == 40  # max_steps stops a run; it does not reshape its curve
+    assert learning_rate(0, 40, tc) == pytest.approx(1e-3)
+    assert learning_rate(20, 40, tc) == pytest.approx(0.55e-3)
+    assert learning_rate(40, 40, tc) == pytest.approx(1e-4)
+    assert learning_rate(7, 40, replace(tc, lr_schedule="constant")) == 1e-3
+    with pytest.raises(InputError, match="lr_schedule 'step'"):
+        run_fake(tmp_path / "run", tiny_config(lr_schedule="step"))

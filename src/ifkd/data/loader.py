@@ -16,7 +16,16 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from ifkd.config import DataConfig
-from ifkd.data.format import RENDER_DIR, SHAPE_FILE, load_image, read_index, read_shape, read_views, shape_dir
+from ifkd.data.format import (
+    RENDER_DIR,
+    SHAPE_FILE,
+    load_image,
+    read_index,
+    read_shape,
+    read_views,
+    shape_dir,
+    stored_voxel_resolutions,
+)
 from ifkd.geometry.camera import Viewpoint, view_transform
 from ifkd.geometry.voxels import uniform_points_in_grid
 from ifkd.io import InputError
@@ -54,6 +63,14 @@ def image_to_tensor(rgba: np.ndarray, size: int, background: float = 1.0) -> tor
 
 LABEL_RESOLUTION = 128
 """voxel grid that labels the extra uniform points (cell size 1/128 of the unit box)"""
+
+
+def label_resolution(path: Path) -> int:
+    """The grid that labels uniform points: :data:`LABEL_RESOLUTION` when stored, else the finest one."""
+    stored = stored_voxel_resolutions(path)
+    if not stored:
+        raise InputError(f"{path}: no voxels_<R> grid to label uniform points with")
+    return LABEL_RESOLUTION if LABEL_RESOLUTION in stored else max(stored)
 
 
 class ShapeViewDataset(Dataset):
@@ -108,17 +125,18 @@ class ShapeViewDataset(Dataset):
         if key in self._cache:
             self._cache.move_to_end(key)
             return self._cache[key]
+        path = shape_dir(self.root, key) / SHAPE_FILE
         res = {self.cfg.voxel_resolution} if self.with_voxels else set()
+        label_res = None
         if self.cfg.uniform_fraction > 0:
-            res.add(LABEL_RESOLUTION)
-        rec = read_shape(
-            shape_dir(self.root, key) / SHAPE_FILE, voxel_resolutions=tuple(sorted(res)), surface=False
-        )
+            label_res = label_resolution(path)
+            res.add(label_res)
+        rec = read_shape(path, voxel_resolutions=tuple(sorted(res)), surface=False)
         arrays = {"points": rec.points, "occupancies": rec.occupancies}
         if self.with_voxels:
             arrays["voxels"] = rec.voxels[self.cfg.voxel_resolution]
-        if self.cfg.uniform_fraction > 0:
-            arrays["labels"] = rec.voxels[LABEL_RESOLUTION]
+        if label_res is not None:
+            arrays["labels"] = rec.voxels[label_res]
         self._cache[key] = arrays
         if len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)

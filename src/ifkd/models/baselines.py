@@ -150,7 +150,7 @@ class CameraSVR(Method):
 
     def __init__(self, cfg: StudentConfig) -> None:
         super().__init__()
-        self.unet = UNet(3, cfg.base_channels, cfg.depth, cfg.feature_channels, cfg.skip)
+        self.unet = UNet(3, cfg.base_channels, cfg.depth, cfg.feature_channels, cfg.skip, cfg.norm)
         c = self.unet.bottleneck_channels
         self.global_head = nn.Linear(c, cfg.latent_dim)
         self.camera_head = nn.Sequential(nn.Linear(c, cfg.decoder_hidden), nn.ReLU(inplace=True))

@@ -71,7 +71,7 @@ class IFKDStudent(Method):
     def __init__(self, cfg: StudentConfig, teacher_dim: int | None = None, kd_weight: float = 1.0) -> None:
         super().__init__()
         self.kd_weight = kd_weight
-        self.unet = UNet(3, cfg.base_channels, cfg.depth, cfg.feature_channels, cfg.skip)
+        self.unet = UNet(3, cfg.base_channels, cfg.depth, cfg.feature_channels, cfg.skip, cfg.norm)
         self.global_head = (
             nn.Linear(self.unet.bottleneck_channels, cfg.latent_dim) if cfg.global_code else None
         )

@@ -13,14 +13,30 @@ from ifkd.models.sampling import full_precision
 SKIP_VARIANTS = ("skip", "cnn5", "stn")
 
 
-def double_conv(c_in: int, c_out: int) -> nn.Sequential:
-    """U-Net's block: (3x3 conv - BatchNorm - ReLU) x 2 (bias-free convs: BN supplies the shift)."""
+NORMS = ("batch", "group", "none")
+
+
+def norm_layer(kind: str, channels: int) -> nn.Module:
+    """The normalisation after each conv: BatchNorm, GroupNorm (about 4 channels per group, the same in
+    training and at inference: no running statistics) or none (the 2015 U-Net had none)."""
+    if kind == "batch":
+        return nn.BatchNorm2d(channels)
+    if kind == "group":
+        return nn.GroupNorm(max(1, min(32, channels // 4)), channels)
+    if kind == "none":
+        return nn.Identity()
+    raise ValueError(f"student.norm {kind!r}: choose from {list(NORMS)}")
+
+
+def double_conv(c_in: int, c_out: int, norm: str = "batch") -> nn.Sequential:
+    """U-Net's block: (3x3 conv - norm - ReLU) x 2 (convs are bias-free when a norm supplies the shift)."""
+    bias = norm == "none"
     return nn.Sequential(
-        nn.Conv2d(c_in, c_out, 3, padding=1, bias=False),
-        nn.BatchNorm2d(c_out),
+        nn.Conv2d(c_in, c_out, 3, padding=1, bias=bias),
+        norm_layer(norm, c_out),
         nn.ReLU(inplace=True),
-        nn.Conv2d(c_out, c_out, 3, padding=1, bias=False),
-        nn.BatchNorm2d(c_out),
+        nn.Conv2d(c_out, c_out, 3, padding=1, bias=bias),
+        norm_layer(norm, c_out),
         nn.ReLU(inplace=True),
     )
 
@@ -56,14 +72,15 @@ class SpatialTransformer(nn.Module):
         return out.to(x.dtype)
 
 
-def skip_path(variant: str, channels: int) -> nn.Module:
+def skip_path(variant: str, channels: int, norm: str = "batch") -> nn.Module:
     """The module a skip connection passes through: identity, a 5-layer CNN, or an STN."""
     if variant == "skip":
         return nn.Identity()
     if variant == "cnn5":
         layers: list[nn.Module] = []
         for _ in range(5):
-            layers += [nn.Conv2d(channels, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels)]
+            conv = nn.Conv2d(channels, channels, 3, padding=1, bias=norm == "none")
+            layers += [conv, norm_layer(norm, channels)]
             layers.append(nn.ReLU(inplace=True))
         return nn.Sequential(*layers)
     if variant == "stn":
@@ -87,19 +104,20 @@ class UNet(nn.Module):
         depth: int = 4,
         feature_channels: int = 64,
         skip: str = "skip",
+        norm: str = "batch",
     ) -> None:
         super().__init__()
         if depth < 1:
             raise ValueError(f"student.depth must be >= 1, got {depth}")
         widths = [base * 2**i for i in range(depth + 1)]
         self.depth = depth
-        self.inc = double_conv(in_channels, widths[0])
-        self.downs = nn.ModuleList(double_conv(widths[i], widths[i + 1]) for i in range(depth))
-        self.skips = nn.ModuleList(skip_path(skip, widths[i]) for i in range(depth))
+        self.inc = double_conv(in_channels, widths[0], norm)
+        self.downs = nn.ModuleList(double_conv(widths[i], widths[i + 1], norm) for i in range(depth))
+        self.skips = nn.ModuleList(skip_path(skip, widths[i], norm) for i in range(depth))
         self.ups = nn.ModuleList(
             nn.ConvTranspose2d(widths[i + 1], widths[i], 2, stride=2) for i in range(depth)
         )
-        self.up_convs = nn.ModuleList(double_conv(2 * widths[i], widths[i]) for i in range(depth))
+        self.up_convs = nn.ModuleList(double_conv(2 * widths[i], widths[i], norm) for i in range(depth))
         self.head = nn.Conv2d(widths[0], feature_channels, 1)
         self.feature_channels = feature_channels
         self.bottleneck_channels = widths[-1]

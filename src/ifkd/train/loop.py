@@ -13,7 +13,7 @@ import contextlib
 import math
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -51,8 +51,10 @@ from ifkd.train.run import train
 from ifkd.train.schedule import (
     ScheduleSpec,
     kd_active,
+    learning_rate,
     make_optimizer,
     needs_teacher,
+    planned_steps,
     reached_max_steps,
     total_epochs,
 )
@@ -128,6 +130,7 @@ class Trainer:
         *,
         spec: ScheduleSpec,
         val_set: Dataset | None,
+        val_extra: Mapping[str, Dataset] | None = None,
         teacher: Method | None,
         teacher_dim: int | None,
         ctx: DistContext,
@@ -137,17 +140,24 @@ class Trainer:
     ) -> None:
         self.cfg, self.tc, self.rundir, self.spec, self.ctx = cfg, cfg.train, run, spec, ctx
         self.method, self.train_set, self.val_set, self.teacher = method, train_set, val_set, teacher
+        self.val_extra = dict(val_extra or {})
         self.log_every = max(1, log_every)
         self.bars = ctx.is_main and (sys.stderr.isatty() if progress is None else progress)
         self.log = RunLog(run.log if ctx.is_main else None, echo=not self.bars)
         dev = ctx.device
         self.amp = self.tc.amp and dev.type == "cuda"
-        self.channels_last = self.amp and method.input_kind == "image"
+        # channels_last: for tensor cores under bf16 on CUDA; on CPU oneDNN's convolutions are faster in it
+        # too (U-Net base 16 at 64 px, batch 32, fwd+bwd on 2 cores: 0.59 s -> 0.52 s).
+        self.channels_last = method.input_kind == "image" and (self.amp or dev.type == "cpu")
         method.to(dev)
         if self.channels_last:
             method.to(memory_format=torch.channels_last)
         if teacher is not None:
             teacher.to(dev).eval().requires_grad_(False)
+        try:
+            learning_rate(0, 1, self.tc)
+        except ValueError as exc:
+            raise InputError(str(exc)) from None
         self.optimizer = make_optimizer(method.parameters(), self.tc)
         if resuming:
             self.state = load_last(run, method, self.optimizer)
@@ -218,6 +228,9 @@ class Trainer:
             )
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        lr = learning_rate(self.state.global_step, planned_steps(self.tc, self.n_batches), self.tc)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
         self.optimizer.step()
         values = torch.stack([v.detach().float() for v in parts.values()]).tolist()
         return dict(zip(parts, values)), bool(stop_now)
@@ -288,12 +301,16 @@ class Trainer:
     def _end_epoch(self, kd: bool, seconds: float) -> None:
         """Validate, append the epoch's metrics, save 'best' when val IoU improved, save 'last'."""
         st, tc = self.state, self.tc
-        val = None
+        val, extra = None, {}
         if self.val_set is not None and tc.val_shapes > 0:
             barrier(self.ctx)
             val = validation_iou(
                 self.method, self.val_set, tc.val_shapes, self.ctx, tc.batch_size, self._autocast
             )
+            for name, dataset in self.val_extra.items():
+                extra[f"val_iou_{name}"] = validation_iou(
+                    self.method, dataset, tc.val_shapes, self.ctx, tc.batch_size, self._autocast
+                )
         samples = self.sampler.num_samples * self.ctx.world_size
         record: dict[str, Any] = {"epoch": st.epoch, "step": st.global_step}
         record.update({f"train_{k}": v / st.step_in_epoch for k, v in st.epoch_sums.items()})
@@ -301,6 +318,7 @@ class Trainer:
             {
                 "kd_active": kd,
                 "val_iou": val,
+                **extra,
                 "seconds": round(seconds, 3),
                 "samples_per_s": round(samples / max(seconds, 1e-9), 2),
             }
@@ -354,6 +372,7 @@ def fit(
     *,
     spec: ScheduleSpec,
     val_set: Dataset | None = None,
+    val_extra: Mapping[str, Dataset] | None = None,
     teacher: Method | None = None,
     teacher_dim: int | None = None,
     resume: bool = False,
@@ -377,6 +396,7 @@ def fit(
         run,
         spec=spec,
         val_set=val_set,
+        val_extra=val_extra,
         teacher=teacher,
         teacher_dim=teacher_dim,
         ctx=ctx,

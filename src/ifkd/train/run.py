@@ -5,11 +5,13 @@ and the method, then hand over to :func:`ifkd.train.loop.fit` (as one process or
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from torch.utils.data import Dataset
 
 from ifkd.config import Config
 from ifkd.io import InputError
@@ -42,6 +44,21 @@ def _load_teacher(teacher_run: Path, cfg: Config, spec: Any, device: torch.devic
             f"uses data.voxel_resolution={cfg.data.voxel_resolution}"
         )
     return teacher.eval().requires_grad_(False)
+
+
+def validation_sets(
+    data_root: str | Path, cfg: Config, fields: dict[str, bool]
+) -> tuple[Dataset, dict[str, Dataset]]:
+    """The val split twice: uniform points in the padded box (volumetric IoU, the metric the test
+    protocol reports, which picks 'best') and the stored near-surface pairs (logged as 'surface')."""
+    from ifkd.data.loader import make_dataset
+
+    volume = replace(cfg.data, uniform_fraction=1.0, points_per_shape=cfg.train.val_points)
+    seed = cfg.train.seed
+    return (
+        make_dataset(data_root, "val", volume, seed=seed, **fields),
+        {"surface": make_dataset(data_root, "val", cfg.data, seed=seed, **fields)},
+    )
 
 
 def train(
@@ -85,9 +102,9 @@ def train(
         # Each method reads only what it needs: teachers no images, students without KD no voxels.
         fields = {"with_images": not is_teacher, "with_voxels": is_teacher or teacher is not None}
         train_set = make_dataset(data_root, "train", cfg.data, seed=cfg.train.seed, **fields)
-        val_set = None
+        val_set, val_extra = None, {}
         if cfg.train.val_shapes > 0:
-            val_set = make_dataset(data_root, "val", cfg.data, seed=cfg.train.seed, **fields)
+            val_set, val_extra = validation_sets(data_root, cfg, fields)
         seed_everything(cfg.train.seed)
         method = build_method(cfg.method, cfg, teacher_dim=teacher_dim)
         return fit(
@@ -97,6 +114,7 @@ def train(
             out_dir,
             spec=spec,
             val_set=val_set,
+            val_extra=val_extra,
             teacher=teacher,
             teacher_dim=teacher_dim,
             resume=resume,

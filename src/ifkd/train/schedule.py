@@ -6,6 +6,7 @@ teachers and methods without KD train the same E1 + E2 epochs with the reconstru
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import Protocol
 
@@ -42,5 +43,25 @@ def reached_max_steps(global_step: int, cfg: TrainConfig) -> bool:
 
 
 def make_optimizer(params: Iterable[torch.nn.Parameter], cfg: TrainConfig) -> torch.optim.Adam:
-    """Adam at a constant ``train.lr`` (the paper: 1e-3), no weight decay, no LR schedule."""
+    """Adam at ``train.lr`` (the paper: 1e-3), no weight decay; :func:`learning_rate` sets each step's lr."""
     return torch.optim.Adam([p for p in params if p.requires_grad], lr=cfg.lr)
+
+
+LR_SCHEDULES = ("constant", "cosine")
+
+
+def planned_steps(cfg: TrainConfig, steps_per_epoch: int) -> int:
+    """Optimiser steps of the whole schedule (all epochs). ``max_steps`` is a stop, not the plan: a run
+    stopped there and resumed without it follows the same learning-rate curve as an uninterrupted one."""
+    return total_epochs(cfg) * steps_per_epoch
+
+
+def learning_rate(step: int, total_steps: int, cfg: TrainConfig) -> float:
+    """The learning rate of optimiser step ``step`` (0-based) of ``total_steps``: a function of the step
+    alone, so a resumed run follows the same curve."""
+    if cfg.lr_schedule == "constant":
+        return cfg.lr
+    if cfg.lr_schedule == "cosine":
+        t = min(max(step / max(total_steps, 1), 0.0), 1.0)
+        return cfg.lr * (cfg.lr_final + (1.0 - cfg.lr_final) * 0.5 * (1.0 + math.cos(math.pi * t)))
+    raise ValueError(f"train.lr_schedule {cfg.lr_schedule!r}: choose from {list(LR_SCHEDULES)}")
