@@ -33,7 +33,7 @@ def _fmt(value: float | None, digits: int = 3) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
-def summarise(run: Path, command: str, name: str, minutes: float | None = None) -> dict:
+def summarise(run: Path, command: str, name: str, minutes: float | None = None, note: str = "") -> dict:
     """Read a run's metrics.jsonl into the curve table and write results/<name>.{json,md}."""
     rows, total = [], 0.0
     for line in (run / "metrics.jsonl").read_text().splitlines():
@@ -87,6 +87,8 @@ def summarise(run: Path, command: str, name: str, minutes: float | None = None) 
             else "not met"
         )
         lines.append(f"Target of issue #3 (student val IoU >= {TARGET} within 30 minutes): {verdict}.")
+    if note:
+        lines += ["", note]
     payload = {
         "method": cfg["method"],
         "preset": cfg["preset"],
@@ -95,6 +97,7 @@ def summarise(run: Path, command: str, name: str, minutes: float | None = None) 
         "best_val_iou": best["val_iou"] if best else None,
         "minutes_to_target": first["minutes"] if first else None,
         "command": command,
+        "note": note,
         "machine": m,
     }
     write_results(name, payload, "\n".join(lines) + "\n")
@@ -141,17 +144,18 @@ def main() -> None:
     ap.add_argument("--name", default="cpu_curve", help="results/<name>.{json,md}")
     ap.add_argument("--summarise", type=Path, default=None)
     ap.add_argument("--command", default=None, help="the command to record with --summarise")
+    ap.add_argument("--note", default="", help="a paragraph appended to the Markdown (data, context)")
     args = ap.parse_args()
     if args.summarise:
         command = args.command or f"python benchmarks/cpu_curve.py --summarise {args.summarise}"
-        summarise(args.summarise, command, args.name)
+        summarise(args.summarise, command, args.name, note=args.note)
         return
     if args.data is None:
         ap.error("--data is required unless --summarise is given")
     run = args.run or Path(tempfile.mkdtemp(prefix="ifkd-curve-"))
     train_for(args, run)
     command = "python benchmarks/cpu_curve.py " + shlex.join(sys.argv[1:])
-    summarise(run, command, args.name, minutes=args.minutes)
+    summarise(run, command, args.name, minutes=args.minutes, note=args.note)
 
 
 if __name__ == "__main__":
