@@ -41,6 +41,10 @@ def time_method(name: str, preset: str, root: Path, steps: int, device: torch.de
                 break
     opt = torch.optim.Adam(model.parameters(), lr=cfg.train.lr)
     use_amp = device.type == "cuda"
+    if model.input_kind == "image":  # as the trainer does: channels_last image encoders (CPU and CUDA)
+        model.to(memory_format=torch.channels_last)
+        for b in batches:
+            b["image"] = b["image"].contiguous(memory_format=torch.channels_last)
 
     def step(batch) -> None:
         opt.zero_grad(set_to_none=True)
