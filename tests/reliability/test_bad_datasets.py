@@ -63,6 +63,21 @@ def test_damaged_dataset_is_refused_with_one_line(case, cmd, small_dataset, tiny
         assert_one_line_error(res, bad_file, pattern)
 
 
+def test_evaluate_scores_the_other_shapes_and_lists_the_damaged_one(small_dataset, tiny_run, tmp_path):
+    """A damaged test shape does not cost the run: the others are scored and written, exit status 2."""
+    import json
+
+    root = tmp_path / "data"
+    bad_file = damaged_copy(small_dataset, root, "truncated_shape", "test")
+    n_test = len(json.loads((root / "index.json").read_text())["splits"]["test"])
+    res = run_cli(_command("evaluate", root, tmp_path / "out", tiny_run))
+    assert_one_line_error(res, bad_file, "1 shape\\(s\\) skipped")
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert len(summary["skipped"]) == 1 and str(bad_file) in summary["skipped"][0]
+    assert summary["n"] == n_test - 1 and n_test > 1
+    assert "skipped" in (tmp_path / "out" / "table.md").read_text()
+
+
 def test_info_check_lists_every_bad_shape_and_passes_a_good_dataset(small_dataset, tmp_path):
     res = run_cli(["data", "info", "--check", small_dataset])
     assert res.rc == 0 and "checked 6 shapes: no bad" in res.out, res.err

@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import sys
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,9 +84,17 @@ def _view_indices(n_views: int, views: str) -> list[int]:
 
 
 def evaluate_model(
-    rec: Reconstructor, data_root: str | Path, opts: EvalOptions, progress: bool | None = None
+    rec: Reconstructor,
+    data_root: str | Path,
+    opts: EvalOptions,
+    progress: bool | None = None,
+    skipped: list[str] | None = None,
 ):
-    """Per-(shape, view) metric rows for one model over one split."""
+    """Per-(shape, view) metric rows for one model over one split.
+
+    A damaged shape (unreadable file, NaN, bad metadata, ...) raises :class:`InputError`, unless a list
+    is passed as ``skipped``: then its one-line reason is appended there and the others are scored.
+    """
     root = Path(data_root)
     index = read_index(root)
     keys = list(index["splits"].get(opts.split, []))
@@ -93,44 +102,59 @@ def evaluate_model(
         raise InputError(f"{root / 'index.json'}: split {opts.split!r} is empty")
     keys = keys[: opts.limit] if opts.limit else keys
     cfg = rec.cfg
-    rows = []
+    rows: list[dict] = []
     for key in tqdm(
         keys, desc=f"evaluate {cfg.method}", unit="shape", disable=None if progress is None else not progress
     ):
-        folder = shape_dir(root, key)
-        res_in = (cfg.data.voxel_resolution,) if rec.model.input_kind == "voxels" else ()
-        gt = read_shape(folder / SHAPE_FILE, voxel_resolutions=tuple(sorted({32, 128, *res_in})))
-        names, views = read_views(folder / RENDER_DIR)
-        rng = np.random.default_rng([opts.seed, zlib.crc32(key.encode())])  # stable across runs
-        iou_pts, iou_occ = uniform_points_in_grid(gt.voxels[128], cfg.eval.iou_points, rng)
-        vox32 = surface_filled_voxels(gt.voxels[32], gt.surface_points)
-        for v in _view_indices(len(views), opts.views):
-            view = views[v]
-            if rec.model.input_kind == "voxels":
-                inp = torch.from_numpy(gt.voxels[cfg.data.voxel_resolution].astype(np.float32))[None, None]
-            else:
-                rgba = load_image(folder / RENDER_DIR / names[v])
-                inp = image_to_tensor(rgba, cfg.data.image_size, cfg.data.background)[None]
-            distance = view.distance if opts.known_distance else None
-            (out,) = rec.reconstruct(inp, resolution=opts.resolution, distance=distance)
-            mesh = out.mesh
-            if out.frame == "view":
-                mesh = to_object_frame(mesh, view_rotation_gl(view_transform(view)))
-            metrics = evaluate_mesh(
-                mesh,
-                gt.surface_points,
-                gt.surface_normals,
-                iou_pts,
-                iou_occ,
-                n_surface=cfg.eval.surface_points,
-                n_edge_samples=cfg.eval.edge_points,
-                rng=np.random.default_rng(opts.seed),
-            )
-            metrics["iou_voxels_32"] = iou_voxels(voxelize_mesh_occupancy(mesh, 32), vox32)
-            metrics["edge_chamfer_x1000"] = 1000.0 * metrics.get("edge_chamfer", float("nan"))
-            metrics["queries"] = float(out.n_queries)
-            metrics["seconds"] = float(sum(out.timings.values()))
-            rows.append({"shape": key, "category": key.split("/")[0], "view": v, **metrics})
+        try:
+            rows.extend(_evaluate_shape(rec, root, key, opts))
+        except InputError as exc:
+            if skipped is None:
+                raise
+            reason = str(exc) if str(shape_dir(root, key)) in str(exc) else f"{shape_dir(root, key)}: {exc}"
+            skipped.append(reason)
+            print(f"  skipped: {reason}", file=sys.stderr)
+    return rows
+
+
+def _evaluate_shape(rec: Reconstructor, root: Path, key: str, opts: EvalOptions) -> list[dict]:
+    """Metric rows of one shape's scored views (reads, reconstructs and scores; raises on bad input)."""
+    cfg = rec.cfg
+    rows = []
+    folder = shape_dir(root, key)
+    res_in = (cfg.data.voxel_resolution,) if rec.model.input_kind == "voxels" else ()
+    gt = read_shape(folder / SHAPE_FILE, voxel_resolutions=tuple(sorted({32, 128, *res_in})))
+    names, views = read_views(folder / RENDER_DIR)
+    rng = np.random.default_rng([opts.seed, zlib.crc32(key.encode())])  # stable across runs
+    iou_pts, iou_occ = uniform_points_in_grid(gt.voxels[128], cfg.eval.iou_points, rng)
+    vox32 = surface_filled_voxels(gt.voxels[32], gt.surface_points)
+    for v in _view_indices(len(views), opts.views):
+        view = views[v]
+        if rec.model.input_kind == "voxels":
+            inp = torch.from_numpy(gt.voxels[cfg.data.voxel_resolution].astype(np.float32))[None, None]
+        else:
+            rgba = load_image(folder / RENDER_DIR / names[v])
+            inp = image_to_tensor(rgba, cfg.data.image_size, cfg.data.background)[None]
+        distance = view.distance if opts.known_distance else None
+        (out,) = rec.reconstruct(inp, resolution=opts.resolution, distance=distance)
+        mesh = out.mesh
+        if out.frame == "view":
+            mesh = to_object_frame(mesh, view_rotation_gl(view_transform(view)))
+        metrics = evaluate_mesh(
+            mesh,
+            gt.surface_points,
+            gt.surface_normals,
+            iou_pts,
+            iou_occ,
+            n_surface=cfg.eval.surface_points,
+            n_edge_samples=cfg.eval.edge_points,
+            rng=np.random.default_rng(opts.seed),
+        )
+        metrics["iou_voxels_32"] = iou_voxels(voxelize_mesh_occupancy(mesh, 32), vox32)
+        metrics["edge_chamfer_x1000"] = 1000.0 * metrics.get("edge_chamfer", float("nan"))
+        metrics["queries"] = float(out.n_queries)
+        metrics["seconds"] = float(sum(out.timings.values()))
+        rows.append({"shape": key, "category": key.split("/")[0], "view": v, **metrics})
     return rows
 
 
@@ -173,28 +197,37 @@ def write_results(rows: list[dict], out_dir: str | Path, title: str, meta: dict)
         writer.writeheader()
         writer.writerows(rows)
         atomic_write_text(out / "per_shape.csv", buf.getvalue())
-    atomic_write_json(out / "summary.json", {**meta, **summary})
+    full = {**meta, **summary}
+    atomic_write_json(out / "summary.json", full)
     notes = (
         "\nIoU: volumetric, uniform points in [-0.55, 0.55]^3 (OccNet); IoU 32³: voxelised (the paper's). "
         "Chamfer-L1 ×10 and ECD ×1000 in units of the GT's longest bounding-box edge (OccNet's unit). "
         "Class mean = unweighted mean of the per-class means.\n"
     )
+    if meta.get("skipped"):
+        notes += f"\n{len(meta['skipped'])} damaged shape(s) skipped, not scored (listed in summary.json).\n"
     atomic_write_text(out / "table.md", markdown_table(summary, title) + notes)
-    return summary
+    return full
 
 
 def run_evaluation(
     model: str | Path, data_root: str | Path, out_dir: str | Path, opts: EvalOptions, device="auto"
 ):
-    """Evaluate one trained run end to end; returns the summary."""
+    """Evaluate one trained run end to end; returns the summary. Damaged shapes are skipped and listed
+    in the summary's ``skipped`` (one reason each); the caller decides whether that is an error."""
     check_writable(out_dir)
     rec = Reconstructor.from_run(model, device=device)
-    rows = evaluate_model(rec, data_root, opts)
+    skipped: list[str] = []
+    rows = evaluate_model(rec, data_root, opts, skipped=skipped)
+    if not rows:
+        first = skipped[0] if skipped else "none"
+        raise InputError(f"no shape of split {opts.split!r} could be evaluated; first problem: {first}")
     meta = {
         "model": str(model),
         "method": rec.cfg.method,
         "data": str(data_root),
         "options": opts.__dict__,
+        "skipped": skipped,
     }
     summary = write_results(rows, out_dir, f"{rec.cfg.method} on {Path(data_root).name} ({opts.split})", meta)
     return summary
