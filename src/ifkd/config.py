@@ -58,6 +58,10 @@ class StudentConfig:
     """normalisation in the U-Net's conv blocks: 'batch' | 'group' | 'none'"""
     decoder_hidden: int = 256
     """hidden width of the 5-layer LeakyReLU decoder"""
+    kd_feature: str = "pixel"
+    """the student feature the KD head maps to the teacher's z2: 'pixel' (z1, the sampled U-Net feature,
+    the same all along a camera ray) or 'point' (the decoder's first hidden layer, which also sees the
+    point's position and so can follow z2 along the ray)"""
     global_code: bool = False
     """concatenate a pooled bottleneck code to z1 (the ifkd-global variant)"""
     latent_dim: int = 256

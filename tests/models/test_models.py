@@ -248,6 +248,28 @@ def test_kd_leaves_teacher_untouched():
         torch.testing.assert_close(v, before[k], atol=0, rtol=0)
 
 
+@pytest.mark.parametrize("kd_feature", ["pixel", "point"])
+def test_kd_feature_choice_routes_the_gradient(kd_feature):
+    """'pixel' distils z1 (constant along a ray): KD reaches the U-Net, not the decoder; 'point' distils
+    the decoder's first hidden layer, which depends on the point: KD reaches the decoder's first layer."""
+    from dataclasses import replace
+
+    torch.manual_seed(0)
+    teacher = VoxelTeacher(TINY.teacher).eval()
+    cfg = replace(TINY.student, kd_feature=kd_feature)
+    student = IFKDStudent(cfg, teacher_dim=teacher.feature_dim)
+    width = cfg.feature_channels if kd_feature == "pixel" else cfg.decoder_hidden
+    assert student.kd_head.in_features == width
+    out = student.training_losses(random_batch(TINY), kd_active=True, teacher=teacher)
+    out["kd"].backward()
+    first = student.decoder.net[0].weight.grad
+    assert (first is not None and first.abs().sum() > 0) == (kd_feature == "point")
+    assert student.decoder.net[-1].weight.grad is None  # KD never reaches the output layer
+    assert student.unet.head.weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="kd_feature"):
+        IFKDStudent(replace(TINY.student, kd_feature="logit"), teacher_dim=5)
+
+
 def test_kd_needs_frozen_teacher():
     teacher = VoxelTeacher(TINY.teacher)  # left in training mode
     student = IFKDStudent(TINY.student, teacher_dim=teacher.feature_dim)

@@ -28,8 +28,15 @@ class PointDecoder(nn.Module):
         blocks.append(nn.Linear(hidden, 1))
         self.net = nn.Sequential(*blocks)
         self.in_dim = in_dim
+        self.hidden = hidden
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_with_hidden(x)[0]
+
+    def forward_with_hidden(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(logits (B, N), first hidden layer (B, N, hidden)): the hidden layer is a per-point feature
+        that, unlike a pixel-aligned one, can vary along a camera ray (the KD target z2 does)."""
         if x.shape[-1] != self.in_dim:
             raise ValueError(f"decoder expects {self.in_dim} input features, got {x.shape[-1]}")
-        return self.net(x).squeeze(-1)
+        hidden = self.net[1](self.net[0](x))
+        return self.net[2:](hidden).squeeze(-1), hidden

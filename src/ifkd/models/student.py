@@ -22,6 +22,8 @@ from ifkd.models.unet import UNet
 
 NOMINAL_DISTANCE = 0.8 * CAM_MAX_DIST
 """Camera distance assumed when the true one is unknown: R2N2's typical ratio 0.8 x 1.75 = 1.4."""
+KD_FEATURES = ("pixel", "point")
+"""What the KD head reads: z1 (``pixel``) or the decoder's first hidden layer (``point``)."""
 POSITION_DIMS = 3
 """The decoder also sees the point's view-centred coordinates (x, y, z): unlike the depth z + d
 they do not depend on the unknown camera distance, and they tell the decoder where along the ray it is."""
@@ -61,7 +63,8 @@ def pixel_aligned_features(fmap: torch.Tensor, points_cam: torch.Tensor, M_c: to
 class IFKDStudent(Method):
     """U-Net -> feature map; z1 = bilinear sample at p' = M_c (R_i p + (0, 0, d)); decoder(z1 ⊕ R_i p [⊕ g]).
 
-    ``teacher_dim`` (the teacher's z2 size) adds the KD projection head z1 -> z2 space; without it the
+    ``teacher_dim`` (the teacher's z2 size) adds the KD projection head (z1, or the decoder's first
+    hidden layer with ``kd_feature='point'``) -> z2 space; without it the
     student trains on reconstruction alone (the 'ifkd-nokd' ablation). ``kd_weight`` is lambda.
     """
 
@@ -80,7 +83,11 @@ class IFKDStudent(Method):
         self.uses_teacher = teacher_dim is not None
         # A linear regressor (FitNets' choice): z1 must hold the teacher's features linearly, and it stays
         # cheap although z2 can be hundreds of channels wide at every one of B x N points.
-        self.kd_head = nn.Linear(cfg.feature_channels, teacher_dim) if teacher_dim is not None else None
+        if cfg.kd_feature not in KD_FEATURES:
+            raise ValueError(f"student.kd_feature {cfg.kd_feature!r}: choose from {list(KD_FEATURES)}")
+        self.kd_feature = cfg.kd_feature
+        kd_in = cfg.feature_channels if cfg.kd_feature == "pixel" else cfg.decoder_hidden
+        self.kd_head = nn.Linear(kd_in, teacher_dim) if teacher_dim is not None else None
         self.register_buffer(
             "M_c", torch.as_tensor(fixed_camera_matrix(), dtype=torch.float32), persistent=False
         )
@@ -99,11 +106,15 @@ class IFKDStudent(Method):
         p_cam = points.float() + F.pad(d, (2, 0)).unsqueeze(1)  # + (0, 0, d)
         return pixel_aligned_features(code.features, p_cam, self.M_c)
 
-    def _logits(self, code: StudentCode, points: torch.Tensor, z1: torch.Tensor) -> torch.Tensor:
+    def _decoder_input(self, code: StudentCode, points: torch.Tensor, z1: torch.Tensor) -> torch.Tensor:
+        """z1 (B, N, C) ⊕ view-centred xyz (B, N, 3) [⊕ global code] -> (B, N, decoder in_dim)."""
         parts = [z1, points.float()]
         if code.global_code is not None:
             parts.append(code.global_code.float().unsqueeze(1).expand(-1, points.shape[1], -1))
-        return self.decoder(torch.cat(parts, dim=-1))
+        return torch.cat(parts, dim=-1)
+
+    def _logits(self, code: StudentCode, points: torch.Tensor, z1: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self._decoder_input(code, points, z1))
 
     def decode(self, code: StudentCode, points: torch.Tensor, distance: torch.Tensor | float | None = None):
         """Occupancy logits (B, N) at view-centred points (B, N, 3); distance (B,) or None (nominal)."""
@@ -112,13 +123,14 @@ class IFKDStudent(Method):
     def training_losses(
         self, batch: Batch, kd_active: bool = False, teacher: Method | None = None
     ) -> dict[str, torch.Tensor]:
-        """recon = MSE(sigmoid(logit), occ); with ``kd_active``: kd = L1(kd_head(z1), z2) where z2 comes
-        from the frozen teacher (a VoxelTeacher in eval mode) at the same object-frame points;
-        loss = recon + kd_weight * kd."""
+        """recon = MSE(sigmoid(logit), occ); with ``kd_active``: kd = L1(kd_head(f), z2) where f is z1
+        or the decoder's first hidden layer (``student.kd_feature``) and z2 comes from the frozen teacher
+        (a VoxelTeacher in eval mode) at the same object-frame points; loss = recon + kd_weight * kd."""
         points, distance = view_centred_points(batch)
         code = self.encode(batch["image"])
         z1 = self.point_features(code, points, distance)
-        recon = F.mse_loss(torch.sigmoid(self._logits(code, points, z1).float()), batch["occ"].float())
+        logits, hidden = self.decoder.forward_with_hidden(self._decoder_input(code, points, z1))
+        recon = F.mse_loss(torch.sigmoid(logits.float()), batch["occ"].float())
         out = {"recon": recon}
         if not kd_active:
             out["loss"] = recon
@@ -130,7 +142,7 @@ class IFKDStudent(Method):
             raise ValueError("the teacher must be frozen in eval mode for KD: call teacher.eval()")
         with torch.no_grad():
             z2 = teacher.point_features(teacher.encode(batch["voxels"]), batch["points"]).float()
-        kd = F.l1_loss(self.kd_head(z1).float(), z2)
+        kd = F.l1_loss(self.kd_head(z1 if self.kd_feature == "pixel" else hidden).float(), z2)
         out["kd"] = kd
         out["loss"] = recon + self.kd_weight * kd
         return out
