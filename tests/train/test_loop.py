@@ -360,3 +360,41 @@ def test_cosine_learning_rate_curve_and_unknown_schedule(tmp_path):
     assert learning_rate(7, 40, replace(tc, lr_schedule="constant")) == 1e-3
     with pytest.raises(InputError, match="lr_schedule 'step'"):
         run_fake(tmp_path / "run", tiny_config(lr_schedule="step"))
+
+
+def test_resume_a_run_saved_before_a_config_field_existed(tmp_path):
+    """Upgrading ifkd mid-run: a checkpoint written by a version without ``train.lr_final`` resumes when
+    the field stays at its default, and is refused, naming the field, when it does not."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    from ifkd.train.checkpoint import config_hash
+
+    cfg = tiny_config()
+    _, straight = run_fake(tmp_path / "a", cfg)
+    run_fake(tmp_path / "b", tiny_config(max_steps=3))
+    run = RunDir(tmp_path / "b")
+    old_cfg = json.loads(run.config.read_text())
+    del old_cfg["train"]["lr_final"]  # as an older version wrote it
+    run.config.write_text(json.dumps(old_cfg))
+    keys = {k for k in _flat_keys(old_cfg)}
+    path = run.weights("last")
+    with safe_open(str(path), "pt") as f:
+        meta = f.metadata()
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    state = json.loads(meta["state"])
+    state["config_hash"] = meta["config_hash"] = config_hash(tiny_config(max_steps=3), keys)
+    meta["state"] = json.dumps(state)
+    save_file(tensors, str(path), metadata=meta)
+    with pytest.raises(InputError, match="lr_final"):
+        run_fake(tmp_path / "b", tiny_config(lr_final=0.5), resume=True)
+    result, resumed = run_fake(tmp_path / "b", cfg, resume=True)
+    assert result["status"] == "completed"
+    assert_same_weights(straight, resumed)
+
+
+def _flat_keys(obj: dict, prefix: str = "") -> list[str]:
+    out = []
+    for k, v in obj.items():
+        out += _flat_keys(v, f"{prefix}{k}.") if isinstance(v, dict) else [f"{prefix}{k}"]
+    return out

@@ -86,24 +86,28 @@ def weights_state(run_dir: str | Path, which: str = "best") -> dict:
 
 def run_finished(run_dir: str | Path, cfg) -> bool:
     """True when the run's last checkpoint reached the end of ``cfg``'s schedule (or its max_steps)."""
-    from ifkd.train.checkpoint import RunDir, read_last_state
+    from ifkd.config import load_config
+    from ifkd.train.checkpoint import RunDir, config_changes, read_last_state
     from ifkd.train.schedule import total_epochs
 
     run = RunDir(Path(run_dir))
     if not run.weights("last").exists():
         return False
     st = read_last_state(run)
-    if st.config_hash != _hash(cfg):
+    if st.config_hash != _hash(cfg, run.config):
         return False
+    if run.config.exists() and config_changes(load_config(run.config), cfg):
+        return False  # a field added since the run was saved, set away from its default here
     if cfg.train.max_steps and st.global_step >= cfg.train.max_steps:
         return True
     return st.epoch >= total_epochs(cfg.train)
 
 
-def _hash(cfg) -> str:
-    from ifkd.train.checkpoint import config_hash
+def _hash(cfg, saved_config: Path | None = None) -> str:
+    """``cfg``'s identity hash, over the keys of the run's saved config.json when given."""
+    from ifkd.train.checkpoint import config_hash, saved_config_keys
 
-    return config_hash(cfg)
+    return config_hash(cfg, saved_config_keys(saved_config) if saved_config else None)
 
 
 EVAL_CODE = (

@@ -22,6 +22,7 @@ import hashlib
 import json
 import sys
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -127,10 +128,26 @@ def _identity(cfg: Config) -> dict[str, Any]:
     return {k: v for k, v in flat.items() if not any(k == r or k.startswith(r) for r in RESUMABLE_KEYS)}
 
 
-def config_hash(cfg: Config) -> str:
-    """sha256 (16 hex digits) of the config minus :data:`RESUMABLE_KEYS`: what a resume must keep."""
-    text = json.dumps(_identity(cfg), sort_keys=True)
+def config_hash(cfg: Config, keys: Collection[str] | None = None) -> str:
+    """sha256 (16 hex digits) of the config minus :data:`RESUMABLE_KEYS`: what a resume must keep.
+
+    ``keys`` limits the hash to those dotted keys: the ones a run's ``config.json`` was written with
+    (:func:`saved_config_keys`), so that a run saved before a config field existed still matches a
+    config that leaves the new field at its default (:func:`config_changes` checks the values).
+    """
+    ident = _identity(cfg)
+    if keys is not None:
+        ident = {k: v for k, v in ident.items() if k in keys}
+    text = json.dumps(ident, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def saved_config_keys(path: Path) -> set[str] | None:
+    """The dotted keys of a run's ``config.json`` as written (None when it is missing or unreadable)."""
+    try:
+        return set(_flat(json.loads(Path(path).read_text())))
+    except (OSError, ValueError):
+        return None
 
 
 def config_changes(old: Config, new: Config) -> list[str]:

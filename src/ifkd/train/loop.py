@@ -37,6 +37,7 @@ from ifkd.train.checkpoint import (
     read_metrics,
     save_best,
     save_last,
+    saved_config_keys,
     write_metrics,
 )
 from ifkd.train.distributed import (
@@ -106,7 +107,7 @@ def _prepare_run_dir(run: RunDir, cfg: Config, resume: bool, ctx: DistContext) -
             if changes:
                 raise InputError(f"{run.config}: --resume with a different config: {'; '.join(changes[:6])}")
         saved = read_last_state(run)
-        if saved.config_hash != config_hash(cfg) or saved.method != cfg.method:
+        if saved.config_hash != config_hash(cfg, saved_config_keys(run.config)) or saved.method != cfg.method:
             raise CheckpointError(
                 f"{run.weights('last')}: checkpoint of another config or method ({saved.method})"
             )
