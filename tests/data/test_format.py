@@ -211,3 +211,20 @@ def test_atomic_writes_get_normal_permissions(tmp_path):
     os.umask(mask)
     F.write_shape(tmp_path / "s.npz", _record(np.random.default_rng(0)))
     assert (tmp_path / "s.npz").stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+def test_validation_sets_score_uniform_points_and_the_stored_pairs_alone(tmp_path):
+    """'best' follows uniform points (val_points each); 'surface' never mixes in training's uniform share."""
+    from dataclasses import replace
+
+    from ifkd.config import get_preset
+    from ifkd.train.run import validation_sets
+
+    keys = _tiny_dataset(tmp_path, np.random.default_rng(0))
+    assert keys
+    cfg = get_preset("tiny")
+    cfg = replace(cfg, data=replace(cfg.data, uniform_fraction=0.5), train=replace(cfg.train, val_points=300))
+    volume, extra = validation_sets(tmp_path, cfg, {"with_images": False, "with_voxels": False})
+    assert (volume.cfg.uniform_fraction, volume.cfg.points_per_shape) == (1.0, 300)
+    assert extra["surface"].cfg.uniform_fraction == 0.0
+    assert extra["surface"].cfg.points_per_shape == cfg.data.points_per_shape

@@ -54,10 +54,11 @@ def validation_sets(
     from ifkd.data.loader import make_dataset
 
     volume = replace(cfg.data, uniform_fraction=1.0, points_per_shape=cfg.train.val_points)
+    surface = replace(cfg.data, uniform_fraction=0.0)  # the stored pairs alone, whatever training mixes in
     seed = cfg.train.seed
     return (
         make_dataset(data_root, "val", volume, seed=seed, **fields),
-        {"surface": make_dataset(data_root, "val", cfg.data, seed=seed, **fields)},
+        {"surface": make_dataset(data_root, "val", surface, seed=seed, **fields)},
     )
 
 
