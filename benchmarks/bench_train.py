@@ -41,7 +41,7 @@ def time_method(name: str, preset: str, root: Path, steps: int, device: torch.de
                 break
     opt = torch.optim.Adam(model.parameters(), lr=cfg.train.lr)
     use_amp = device.type == "cuda"
-    if model.input_kind == "image":  # as the trainer does: channels_last image encoders (CPU and CUDA)
+    if model.input_kind == "image" and use_amp:  # as the trainer does: channels_last under bf16 on CUDA
         model.to(memory_format=torch.channels_last)
         for b in batches:
             b["image"] = b["image"].contiguous(memory_format=torch.channels_last)

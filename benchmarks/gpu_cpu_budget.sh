@@ -20,6 +20,19 @@ T1=$(date +%s)
 [ "${UNSEEN_S:-100}" -gt 0 ] && timeout "${UNSEEN_S:-100}" $PY -m ifkd bench generalise --protocol unseen --budget "$BUDGET" \
   --out "$R/unseen" --jobs "${JOBS:-8}" --device "$DEVICE" 2>&1 | tee "$OUT/unseen.log" | tail -n 20
 echo "unseen took $(( $(date +%s) - T1 )) s"
+# real meshes: ../shared is not copied to a device machine; carry a copy as .realdata/meshes
+# (cp -rL ../shared/realdata/meshes .realdata/; both .whl and .realdata in .git/info/exclude)
+MESHES=${MESHES:-../shared/realdata/meshes}
+[ -d "$MESHES" ] || MESHES=.realdata/meshes
+T2=$(date +%s)
+[ "${REAL_S:-120}" -gt 0 ] && timeout "${REAL_S:-120}" $PY -m ifkd bench generalise --protocol real --budget "$BUDGET" \
+  --meshes "$MESHES" --out "$R/real" --jobs "${JOBS:-8}" --device "$DEVICE" 2>&1 \
+  | tee "$OUT/real.log" | tail -n 20
+echo "real took $(( $(date +%s) - T2 )) s"
+T3=$(date +%s)
+[ "${EQUAL_S:-0}" -gt 0 ] && timeout "${EQUAL_S:-0}" $PY -m ifkd bench generalise --protocol unseen --budget "$BUDGET" \
+  --out "$R/unseen" --equal-time --jobs "${JOBS:-8}" --device "$DEVICE" 2>&1 | tee "$OUT/equal.log" | tail -n 20
+echo "equal time took $(( $(date +%s) - T3 )) s"
 cd "$R"
 tar czf "$OUT/results.tgz" --exclude='*/data' --exclude='*/data_real' --exclude='*.safetensors' --exclude='*/runs-time' . 2>/dev/null
 # weights (the scored 'last' checkpoints, seed 0) for the report's figures and the shipped model;

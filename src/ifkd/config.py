@@ -94,7 +94,7 @@ class TrainConfig:
     validation: points uniform in the padded box, labelled from the 128^3 voxels); the IoU at the
     near-surface training pairs is logged beside it as ``val_iou_surface``"""
     amp: bool = True
-    """bf16 autocast on CUDA (ignored on CPU; image encoders run channels_last on both)"""
+    """bf16 autocast + channels_last on CUDA (ignored on CPU)"""
     max_steps: int = 0
     """stop after this many optimiser steps (0: no limit); for smoke runs and budgets"""
 
