@@ -6,16 +6,20 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from ifkd.bench.budgets import ALL_METHODS, BUDGETS, get_budget
 from ifkd.bench.claims import CLAIMS, claim_paragraph, claims_section
-from ifkd.bench.harness import plan_jobs, run_benchmark, stretched_schedule
+from ifkd.bench.harness import Results, plan_jobs, run_benchmark, stretched_schedule
+from ifkd.bench.protocols import ProtocolData, epoch_overrides, unseen_data
 from ifkd.bench.runs import RunJob, eval_cached, eval_code_version, eval_fingerprint, execute, run_finished
 from ifkd.bench.stats import aggregate, compare
 from ifkd.bench.tables import gap_table, protocol_markdown, table1, table3, write_results_md
+from ifkd.config import get_preset
+from ifkd.data.synth.generate import plan_splits
 
 REAL_MESHES = Path("/work/shared/realdata/meshes")
 KEYS = (
@@ -75,8 +79,17 @@ def test_budgets_resolve_every_method_with_equal_schedules():
         assert all(c.method == m and c.train.seed == 0 for m, c in cfgs.items())
     cpu = get_budget("cpu")
     assert cpu.seeds_for("ifkd") == (0, 1, 2) and cpu.seeds_for("ifkd-nokd") == (0, 1, 2)
-    assert cpu.seeds_for("global") == (0,)
+    assert cpu.seeds_for("global") == (0, 1, 2) and cpu.seeds_for("camera") == (0, 1, 2)
+    assert get_budget("gpu").seeds_for("camera") == (0,)
     assert set(cpu.methods) == set(ALL_METHODS)
+    # The cpu budget follows the cpu preset; the gpu budget keeps the student its shipped models have.
+    assert cpu.config("ifkd", 0).student.base_channels == get_preset("cpu").student.base_channels
+    gpu = get_budget("gpu").config("ifkd", 0)
+    assert (gpu.student.base_channels, gpu.data.points_per_shape, gpu.train.lr_schedule) == (
+        16,
+        1024,
+        "constant",
+    )
     smoke = get_budget("smoke")
     assert smoke.preset == "tiny" and smoke.synth.image_size <= 48 and smoke.config("ifkd", 3).train.seed == 3
     with pytest.raises(ValueError, match="unknown budget"):
@@ -92,17 +105,66 @@ def test_plan_trains_each_teacher_once_per_seed_used(tmp_path):
         ("teacher", 1),
         ("teacher", 2),
         ("teacher-simple", 0),
+        ("teacher-simple", 1),
+        ("teacher-simple", 2),
     ]
     assert all(j.eval_dir is None for j in teachers)  # needed, not benchmarked themselves
     ifkd = {j.seed: j for j in students if j.method == "ifkd"}
     assert sorted(ifkd) == [0, 1, 2] and ifkd[2].teacher_run == str(tmp_path / "runs" / "teacher-s2")
-    simple = next(j for j in students if j.method == "ifkd-simple-teacher")
+    simple = next(j for j in students if j.method == "ifkd-simple-teacher" and j.seed == 0)
     assert simple.teacher_run.endswith("teacher-simple-s0")
     assert next(j for j in students if j.method == "global").teacher_run is None
     # --seeds overrides every method's seeds; a selected teacher is evaluated.
     teachers, students = plan_jobs(cpu, ["teacher", "ifkd"], [5], *args)
     assert [(j.method, j.seed, j.eval_dir is not None) for j in teachers] == [("teacher", 5, True)]
     assert [(j.method, j.seed) for j in students] == [("ifkd", 5)]
+
+
+def test_unseen_trains_as_many_steps_as_seen(tmp_path, monkeypatch):
+    """3 of 13 categories: 4x the epochs (teachers too), so the gap is not a shorter training."""
+    import ifkd.bench.protocols as protocols
+
+    monkeypatch.setattr(protocols, "_generate_shapes", lambda *a: None)  # the splits are what counts here
+    smoke = get_budget("smoke")
+    data = unseen_data(smoke, tmp_path / "unseen")
+    seen_train = len(plan_splits(smoke.synth)["train"])
+    unseen_train = len(
+        json.loads((tmp_path / "unseen" / "data" / "index.json").read_text())["splits"]["train"]
+    )
+    assert data.extra["epoch_scale"] == round(seen_train / unseen_train) == 4
+    assert data.settings["epoch_scale"] == 4
+    over = epoch_overrides(smoke, 4)
+    assert over == ("train.epochs_recon=4", "train.epochs_kd=4")
+    assert epoch_overrides(smoke, 1) == ()
+    args = (tmp_path / "runs", tmp_path / "data", tmp_path / "evals", tmp_path / "data", "cpu", 0)
+    teachers, students = plan_jobs(smoke, ["ifkd"], None, *args, over)
+    for job in [*teachers, *students]:
+        cfg = smoke.config(job.method, job.seed, job.overrides)
+        assert (cfg.train.epochs_recon, cfg.train.epochs_kd) == (4, 4)
+
+
+def test_results_keep_earlier_runs_of_the_same_recipe(tmp_path):
+    """--methods/--seeds add to a benchmark: earlier entries of the same recipe stay, redone ones are
+    replaced, and a changed recipe (or a lost evaluation) starts afresh."""
+    smoke = get_budget("smoke")
+    data = ProtocolData("seen", tmp_path / "data", tmp_path / "data", {"seed": 1}, ["car"], ["car"])
+    first = Results(tmp_path, smoke, data, "ifkd bench quality --methods ifkd", 1)
+    for m in ("ifkd", "global"):
+        (tmp_path / "evals" / f"{m}-s0").mkdir(parents=True)
+        (tmp_path / "evals" / f"{m}-s0" / "summary.json").write_text("{}")
+    first.doc["runs"] = [fake_run("ifkd", 0, 0.5), fake_run("global", 0, 0.3), fake_run("camera", 0, 0.1)]
+    first.save()
+    again = Results(tmp_path, smoke, data, "ifkd bench quality --methods global", 1)
+    # camera's evaluation is not on disk: dropped; the earlier command is listed in the header.
+    assert [(r["method"], r["seed"]) for r in again.doc["runs"]] == [("ifkd", 0), ("global", 0)]
+    assert again.doc["earlier"][0]["command"] == "ifkd bench quality --methods ifkd"
+    assert "runs kept from an earlier command: `ifkd bench quality --methods ifkd`" in protocol_markdown(
+        json.loads(json.dumps(again.doc))
+    )
+    changed = replace(smoke, overrides=(*smoke.overrides, "train.lr=0.01"))
+    assert Results(tmp_path, changed, data, "x", 1).doc["runs"] == []
+    other = replace(data, settings={"seed": 2})
+    assert Results(tmp_path, smoke, other, "x", 1).doc["runs"] == []
 
 
 def test_stretched_schedule_keeps_kd_ratio_and_sets_steps():
@@ -369,3 +431,26 @@ def test_unseen_protocol_and_model_only(seen_smoke, tmp_path):
     saved = json.loads((out / "results.json").read_text())
     assert [(r["method"], r["eval_dir"]) for r in saved["runs"]] == [("ifkd", "evals/model-ifkd-s0")]
     assert not (out / "runs").exists()
+
+
+@pytest.mark.slow
+def test_real_protocol_scores_the_shipped_model_on_an_unseen_folder(tmp_path, capsys):
+    """`ifkd bench generalise --protocol real --model pretrained --meshes DIR`: imports the folder and
+    writes per-mesh metrics for that one model, training nothing."""
+    from ifkd.cli import main
+
+    meshes = tmp_path / "meshes" / "nested"
+    meshes.mkdir(parents=True)
+    shutil.copy(REAL_MESHES / "teapot.stl", meshes / "teapot.stl")
+    (meshes / "nan.obj").write_text("v nan 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 3\n")
+    out = tmp_path / "out"
+    argv = ["bench", "generalise", "--protocol", "real", "--budget", "smoke", "--model", "pretrained"]
+    assert main([*argv, "--meshes", str(tmp_path / "meshes"), "--out", str(out), "--no-results-md"]) == 0
+    saved = json.loads((out / "results.json").read_text())
+    (run,) = saved["runs"]
+    assert run["method"] == "ifkd" and run["model"] == "pretrained"
+    key = "real/nested_teapot"  # found recursively, named by its path
+    assert set(run["per_shape"]) == {key} and run["per_shape"][key]["iou"] is not None
+    assert saved["dataset"]["import"]["n_skipped"] == 1
+    assert not (out / "runs").exists()
+    assert key in (out / "RESULTS.md").read_text()

@@ -69,6 +69,13 @@ class Budget:
 
 
 _THREE_SEEDS = (("ifkd", (0, 1, 2)), ("ifkd-nokd", (0, 1, 2)))
+_PINNED_STUDENT = (
+    "student.base_channels=16",
+    "data.points_per_shape=1024",
+    "data.uniform_fraction=0.0",
+    "train.lr_schedule=constant",
+)
+"""The cpu preset's student settings before session 3 (the `gpu` budget and its shipped models keep them)."""
 
 BUDGETS: dict[str, Budget] = {
     "smoke": Budget(
@@ -85,29 +92,25 @@ BUDGETS: dict[str, Budget] = {
     "cpu": Budget(
         name="cpu",
         description=(
-            "13 categories x 40 shapes x 4 views (137 px stored, 64 px input), cpu preset, 3 recon + 2 KD "
-            "epochs (~230 steps of 32); 3 seeds for ifkd and ifkd-nokd; 30k IoU/Chamfer samples"
+            "13 categories x 40 shapes x 4 views (137 px stored, 64 px input), cpu preset (U-Net base 8, "
+            "512 points half uniform, cosine lr), 8 recon + 4 KD epochs (~550 steps of 32); 3 seeds for "
+            "every method; 30k IoU/Chamfer samples"
         ),
         synth=SynthSettings(per_category=40, views=4, seed=2024, image_size=137),
         preset="cpu",
         overrides=(
-            "train.epochs_recon=3",
-            "train.epochs_kd=2",
+            "train.epochs_recon=8",
+            "train.epochs_kd=4",
             "train.val_shapes=52",
             "eval.iou_points=30000",
             "eval.surface_points=30000",
-            # Pinned: the cpu preset's student settings when the committed cpu/gpu tables were made
-            # (the preset moved on later; these keep seen, unseen and real comparable).
-            "student.base_channels=16",
-            "data.points_per_shape=1024",
-            "data.uniform_fraction=0.0",
-            "train.lr_schedule=constant",
         ),
-        seeds=_THREE_SEEDS,
+        default_seeds=(0, 1, 2),
         checkpoint="last",  # strictly equal steps: the KD epochs always count in the ablation
         estimate=(
-            "about 2 h for all methods at equal steps on 2 idle cores (from step rates measured at "
-            "load 7: ifkd 6, global 26 samples/s); --equal-time adds about 30 min"
+            "about 4 h per protocol for 30 runs at equal steps on 2 idle cores (training estimated from "
+            "train_cpu_cpu.md: ifkd 48, ifkd-nokd 87, global 179 samples/s); 4-6 min per protocol on one GPU "
+            "with 16 cores, --jobs 16"
         ),
     ),
     "full": Budget(
@@ -136,12 +139,18 @@ BUDGETS["gpu"] = replace(
     BUDGETS["cpu"],
     name="gpu",
     description=(
-        "the cpu budget's data and preset trained 4x longer (12 recon + 8 KD epochs, ~920 steps of 32): "
-        "for one lent GPU in minutes"
+        "the cpu budget's data with the cpu preset's earlier student (U-Net base 16, 1024 surface points, "
+        "constant lr) trained 12 recon + 8 KD epochs (~920 steps of 32): for one lent GPU in minutes"
     ),
-    overrides=tuple(
-        {"train.epochs_recon=3": "train.epochs_recon=12", "train.epochs_kd=2": "train.epochs_kd=8"}.get(o, o)
-        for o in BUDGETS["cpu"].overrides
+    overrides=(
+        "train.epochs_recon=12",
+        "train.epochs_kd=8",
+        "train.val_shapes=52",
+        "eval.iou_points=30000",
+        "eval.surface_points=30000",
+        *_PINNED_STUDENT,
     ),
+    seeds=_THREE_SEEDS,
+    default_seeds=(0,),
     estimate="about 4 minutes on one H200 with 16 cores and --jobs 14",
 )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import json
 import math
 import multiprocessing as mp
 import os
@@ -21,7 +22,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from ifkd.bench.budgets import TEACHERS, Budget, get_budget
-from ifkd.bench.protocols import ProtocolData, prepare_data, seen_data
+from ifkd.bench.protocols import ProtocolData, epoch_overrides, prepare_data, seen_data
 from ifkd.bench.runs import (
     METRIC_KEYS,
     RunJob,
@@ -91,9 +92,11 @@ def plan_jobs(
     eval_root: Path,
     device: str,
     threads: int,
+    overrides: tuple[str, ...] = (),
 ) -> tuple[list[RunJob], list[RunJob]]:
     """(teacher jobs, student jobs): every selected (method, seed), plus the teachers they distil from
-    (trained for each seed used, evaluated only when selected themselves)."""
+    (trained for each seed used, evaluated only when selected themselves); ``overrides`` on top of the
+    budget's for every job (the `unseen` protocol's longer schedule)."""
     from ifkd.methods import get_spec
     from ifkd.train.schedule import needs_teacher
 
@@ -101,7 +104,8 @@ def plan_jobs(
 
     def teacher(method: str, seed: int) -> str | None:
         name = teacher_of(method)
-        return name if name and needs_teacher(budget.config(method, seed).train, get_spec(method)) else None
+        cfg = budget.config(method, seed, overrides)
+        return name if name and needs_teacher(cfg.train, get_spec(method)) else None
 
     needed = {(t, s) for m, s in pairs if (t := teacher(m, s))} | {(m, s) for m, s in pairs if m in TEACHERS}
 
@@ -117,6 +121,7 @@ def plan_jobs(
             eval_dir=str(evals_root / name) if evaluate else None,
             eval_root=str(eval_root) if evaluate else None,
             teacher_run=str(runs_root / run_name(t, seed)) if t else None,
+            overrides=tuple(overrides),
             device=device,
             threads=threads,
             eval_views=budget.eval_views,
@@ -169,8 +174,17 @@ def per_shape(eval_dir: str | Path) -> dict[str, dict[str, float | None]]:
     return out
 
 
+RESULT_KEYS = ("synth", "preset", "overrides", "eval_views", "eval_limit", "checkpoint", "real_views")
+"""Budget fields that decide a benchmark's numbers: earlier entries are kept only where these match."""
+
+
 class Results:
-    """The results.json being built: entries per (method, seed), rewritten after each change."""
+    """The results.json being built: entries per (method, seed), rewritten after each change.
+
+    Incremental: the entries of an earlier results.json in ``out`` of the same budget recipe, protocol
+    and dataset are kept (while their evaluation is on disk) unless this invocation redoes them, so
+    ``--methods``/``--seeds`` add runs to a benchmark instead of replacing it; each invocation's command
+    and machine are listed under ``earlier``."""
 
     def __init__(self, out: Path, budget: Budget, data: ProtocolData, command: str, jobs: int) -> None:
         self.out, self.data = out, data
@@ -186,6 +200,38 @@ class Results:
             "runs": [],
             "table": {},
         }
+        self._keep_earlier()
+
+    def _keep_earlier(self) -> None:
+        path = self.out / "results.json"
+        try:
+            old = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return
+        now = json.loads(json.dumps(self.doc))  # tuples -> lists, as stored
+        same = (
+            old.get("budget") == now["budget"]
+            and old.get("protocol") == now["protocol"]
+            and old.get("dataset", {}).get("settings") == now["dataset"]["settings"]
+            and all(
+                old.get("budget_settings", {}).get(k) == now["budget_settings"].get(k) for k in RESULT_KEYS
+            )
+        )
+        if not same:
+            return
+        for key in ("runs", "equal_time_runs"):
+            kept = [
+                r for r in old.get(key, []) if (self.out / r.get("eval_dir", "-") / "summary.json").is_file()
+            ]
+            if kept:
+                self.doc[key] = kept
+        sheets = old.get("sheets") or []
+        if sheets and all((self.out / p).is_file() for p in sheets):
+            self.doc["sheets"] = sheets
+        earlier = old.get("earlier", []) + [
+            {k: old.get(k) for k in ("command", "created", "machine", "jobs")}
+        ]
+        self.doc["earlier"] = earlier
 
     def add(self, method: str, seed: int, run_dir, eval_dir, key: str = "runs", **extra) -> dict:
         entry = run_record(method, seed, run_dir, eval_dir, self.out)
@@ -246,13 +292,13 @@ def equal_time(
         if job.method == budget.reference or abs(target - base["steps"]) <= TIME_TOLERANCE * base["steps"]:
             reused.append((job, info))
             continue
-        cfg = budget.config(job.method, job.seed)
+        cfg = budget.config(job.method, job.seed, job.overrides)
         name = run_name(job.method, job.seed)
         eq = replace(
             job,
             run_dir=str(runs_root.parent / "runs-time" / name),
             eval_dir=str(out / "evals-time" / name),
-            overrides=stretched_schedule(cfg, base["steps"], target),
+            overrides=(*job.overrides, *stretched_schedule(cfg, base["steps"], target)),
         )
         new_jobs.append((eq, info))
     for job, info in reused:
@@ -348,8 +394,20 @@ def run_benchmark(
         else:
             train, runs_root = data.train_root, out / "runs"
         threads = max(1, cores // jobs) if jobs > 1 else 0
+        scale = data.extra.get("epoch_scale", 1)
+        if scale > 1:
+            log(f"[bench] {protocol}: {scale}x the budget's epochs (equal optimiser steps with `seen`)")
         teachers, students = plan_jobs(
-            budget, selected, seeds, runs_root, train, out / "evals", data.eval_root, device, threads
+            budget,
+            selected,
+            seeds,
+            runs_root,
+            train,
+            out / "evals",
+            data.eval_root,
+            device,
+            threads,
+            epoch_overrides(budget, scale),
         )
         made = []
 
@@ -374,9 +432,14 @@ def run_benchmark(
             first.setdefault(method, (run, evaluated))
         runs = [(m, r) for m, (r, _) in sorted(first.items(), key=lambda kv: method_rank(kv[0]))]
         force = any(ev for _, ev in first.values())
-        results.doc["sheets"] = write_sheets(
-            out, data, runs, device, budget.synth.image_size, force, log, budget.checkpoint
-        )
+        every = {r["method"] for r in results.doc["runs"]}
+        if every - set(first) and results.doc.get("sheets"):
+            # runs kept from an earlier command: its sheets show every method, these would not
+            log(f"[bench] real: sheets kept (this command ran {len(first)} of {len(every)} methods)")
+        else:
+            results.doc["sheets"] = write_sheets(
+                out, data, runs, device, budget.synth.image_size, force, log, budget.checkpoint
+            )
     results.save()
     log(f"[bench] wrote {out / 'results.json'} and {out / 'RESULTS.md'}")
     return results.doc

@@ -140,14 +140,24 @@ def per_shape_table(results: Mapping, key: str = "iou") -> str:
     return _md(["mesh", *methods], rows) if rows else ""
 
 
-def header(results: Mapping) -> str:
-    m = results.get("machine", {})
+def _machine(m: Mapping) -> str:
     gpu = f", GPU {m['cuda']}" if m.get("cuda") else ""
-    machine = f"{m.get('cpu', '?')}, {m.get('cores', '?')} cores{gpu}, torch {m.get('torch', '?')}"
-    return (
+    return f"{m.get('cpu', '?')}, {m.get('cores', '?')} cores{gpu}, torch {m.get('torch', '?')}"
+
+
+def header(results: Mapping) -> str:
+    """Command, date and machine of the invocation that wrote results.json, then any earlier ones whose
+    runs it kept."""
+    out = (
         f"- command: `{results.get('command') or '(not recorded)'}`\n- date: {results.get('created', '?')}\n"
-        f"- machine: {machine}\n"
+        f"- machine: {_machine(results.get('machine', {}))}\n"
     )
+    for e in reversed(results.get("earlier", [])):
+        out += (
+            f"- runs kept from an earlier command: `{e.get('command') or '(not recorded)'}` "
+            f"({e.get('created', '?')}; {_machine(e.get('machine') or {})})\n"
+        )
+    return out
 
 
 def protocol_markdown(results: Mapping, link_prefix: str = "") -> str:
