@@ -8,19 +8,16 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import time
 from pathlib import Path
 
 import numpy as np
-import torch
 import trimesh
+from common import machine, write_results
 
 from ifkd.geometry import camera
-from ifkd.io import atomic_write_json, atomic_write_text
 from ifkd.render import HAS_EMBREE, render
 
-RESULTS = Path(__file__).resolve().parent / "results"
 BUNNY = Path("/work/shared/realdata/meshes/bunny.ply")
 VIEWS = [camera.Viewpoint(az, el, 0.0, 0.8) for az, el in [(45.3, 25.7), (160.0, 15.0), (290.0, 30.0)]]
 
@@ -61,16 +58,12 @@ def time_views(mesh: trimesh.Trimesh, size: int, backend: str, supersample: int,
     }
 
 
-def machine() -> dict:
+def machine_record() -> dict:
+    """The shared machine record plus what a render's speed depends on (trimesh, embree, load)."""
     return {
-        "processor": platform.processor() or platform.machine(),
-        "cores": os.cpu_count(),
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "torch": torch.__version__,
+        **machine(),
         "trimesh": trimesh.__version__,
         "embree": HAS_EMBREE,
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "loadavg": [round(x, 2) for x in os.getloadavg()],
     }
 
@@ -92,7 +85,7 @@ def markdown(rows: list[dict], info: dict, size: int) -> str:
         )
     lines += [
         "",
-        f"Machine: {info['processor']}, {info['cores']} cores (shared with other jobs); Python "
+        f"Machine: {info['cpu']}, {info['cores']} cores (shared with other jobs); Python "
         f"{info['python']}, numpy {info['numpy']}, torch {info['torch']}, trimesh {info['trimesh']}; "
         f"{info['date']}; load average {info['loadavg']} when the run ended. Wall times grow with the "
         "load; 'CPU median' is this process's CPU time per view, close to the wall time on an idle core.",
@@ -116,10 +109,10 @@ def main() -> None:
                     {"mesh": name, "faces": len(mesh.faces), "backend": backend, "supersample": s, **stats}
                 )
                 print(rows[-1], flush=True)
-    info = machine()
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(RESULTS / "render.json", {"size": args.size, "machine": info, "results": rows})
-    atomic_write_text(RESULTS / "render.md", markdown(rows, info, args.size))
+    info = machine_record()
+    write_results(
+        "render", {"size": args.size, "machine": info, "results": rows}, markdown(rows, info, args.size)
+    )
     print(markdown(rows, info, args.size))
 
 
