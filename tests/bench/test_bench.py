@@ -275,6 +275,8 @@ def test_write_results_md_assembles_every_results_json(tmp_path):
     assert "Generalisation gap" in text and "| ifkd | 0.705 ± 0.007 | 0.405 ± 0.007 | 0.300 ± 0.000 |" in text
     assert "The paper's claims" in text and "Source: `results/smoke/seen/results.json`" in text
     assert "Source: `results/smoke/model-check/results.json`" in text
+    assert "## Budget `smoke`, protocol `unseen`, folder `model-check`" in text
+    assert "## Budget `smoke`, protocol `seen`\n" in text
 
 
 def test_cli_parser_registers_both_verbs():

@@ -160,10 +160,13 @@ def header(results: Mapping) -> str:
     return out
 
 
-def protocol_markdown(results: Mapping, link_prefix: str = "") -> str:
-    """All tables of one results.json (one budget, one protocol)."""
+def protocol_markdown(results: Mapping, link_prefix: str = "", folder: str = "") -> str:
+    """All tables of one results.json (one budget, one protocol); ``folder`` names a results folder other
+    than the protocol's own in the title."""
     table, runs, proto = _table(results), results.get("runs", []), results.get("protocol")
-    title = f"## Budget `{results.get('budget')}`, protocol `{proto}`"
+    title = f"## Budget `{results.get('budget')}`, protocol `{proto}`" + (
+        f", folder `{folder}`" if folder else ""
+    )
     parts = [title, "", header(results)]
     ds = results.get("dataset", {})
     if ds.get("train_categories") is not None:
@@ -231,8 +234,9 @@ def write_results_md(bench_root: str | Path, out: str | Path | None = None) -> P
         for proto in sorted(protos, key=lambda p: PROTOCOL_ORDER.get(p, 9)):
             for path, data in protos[proto]:
                 prefix = os.path.relpath(path.parent, out.parent) + "/"
+                folder = "" if path.parent.name == proto else path.parent.name
                 parts += [
-                    protocol_markdown(data, prefix),
+                    protocol_markdown(data, prefix, folder),
                     f"Source: `{os.path.relpath(path, out.parent)}`",
                     "",
                 ]
