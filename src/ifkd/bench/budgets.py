@@ -106,6 +106,7 @@ BUDGETS: dict[str, Budget] = {
             "eval.surface_points=30000",
         ),
         default_seeds=(0, 1, 2),
+        equal_time_seeds=(0, 1, 2),
         checkpoint="last",  # strictly equal steps: the KD epochs always count in the ablation
         estimate=(
             "about 4 h per protocol for 30 runs at equal steps on 2 idle cores (training estimated from "
@@ -152,5 +153,6 @@ BUDGETS["gpu"] = replace(
     ),
     seeds=_THREE_SEEDS,
     default_seeds=(0,),
+    equal_time_seeds=(0,),
     estimate="about 4 minutes on one H200 with 16 cores and --jobs 14",
 )
