@@ -41,7 +41,8 @@ echo "real took $(( $(date +%s) - T2 )) s"; save
 cd "$R"
 # weights (the scored 'last' checkpoints, seed 0) for the report's figures and the shipped model;
 # at most 16 MB a file comes back, so a few methods per archive
-pack() { tar czf "$OUT/$1.tgz" $(for r in "${@:2}"; do ls -d seen/runs/$r/config.json seen/runs/$r/metrics.jsonl \
-  seen/runs/$r/checkpoints/last.safetensors seen/runs/$r/checkpoints/last.json 2>/dev/null; done); }
+pack() { local f; f=$(for r in "${@:2}"; do ls -d seen/runs/$r/checkpoints/last.safetensors >/dev/null 2>&1 && \
+  ls -d seen/runs/$r/config.json seen/runs/$r/metrics.jsonl seen/runs/$r/checkpoints/last.*; done 2>/dev/null)
+  [ -n "$f" ] && tar czf "$OUT/$1.tgz" $f || echo "$1: no weights trained by this call"; }
 pack weights_a ifkd-s0 ifkd-nokd-s0 ifkd-global-s0 global-s0 camera-s0 teacher-s0
 ls -la "$OUT"
