@@ -32,9 +32,11 @@ from ifkd.bench.runs import (
     execute,
     run_name,
     run_record,
+    scored_checkpoint,
 )
 from ifkd.bench.stats import aggregate, method_rank
 from ifkd.bench.tables import protocol_markdown
+from ifkd.config import Config
 from ifkd.io import InputError, atomic_write_json, atomic_write_text, check_writable
 
 Log = Callable[[str], None]
@@ -312,24 +314,43 @@ def equal_time(
     run_jobs([j for j, _ in new_jobs], jobs, done, log)
 
 
-def _given_model(
-    model: str, data: ProtocolData, out: Path, budget: Budget, device: str, results: Results
-) -> list:
-    """--model: evaluate one trained model (a run folder or 'pretrained[:name]') and nothing else."""
+def given_model(model: str, budget: Budget) -> tuple[Path, Config, str]:
+    """--model checked before any work: (run folder, its config, the checkpoint scored).
+
+    The budget's checkpoint when the folder has it, else the other one: the shipped weights keep
+    'best' only, and a budget scoring 'last' (equal steps between trained runs) scores their 'best'.
+    One-line InputError (naming the folder) when it is missing, has no readable config or no weights."""
     from ifkd.config import load_config
     from ifkd.pretrained import resolve_run
 
     run = resolve_run(model)
-    cfg = load_config(run)
+    try:
+        cfg = load_config(run)
+    except (FileNotFoundError, ValueError, TypeError) as exc:
+        raise InputError(f"{run}: cannot read the model's config ({exc})") from None
+    return run, cfg, scored_checkpoint(run, budget.checkpoint)
+
+
+def _given_model(
+    model: str,
+    checked: tuple[Path, Config, str],
+    data: ProtocolData,
+    out: Path,
+    budget: Budget,
+    device: str,
+    results: Results,
+) -> list:
+    """--model: evaluate one trained model (a run folder or 'pretrained[:name]') and nothing else."""
+    run, cfg, which = checked
     name = "model-" + "".join(
         c if c.isalnum() or c in "-_." else "-"
         for c in (str(model) if str(model).startswith("pretrained") else run.name)
     )
     eval_dir = out / "evals" / name
     evaluated = False
-    fingerprint = eval_fingerprint(run, budget.checkpoint, budget.eval_views, budget.eval_limit)
+    fingerprint = eval_fingerprint(run, which, budget.eval_views, budget.eval_limit)
     if not eval_cached(eval_dir, fingerprint):
-        title = f"{model} ({budget.checkpoint}) (test)"
+        title = f"{model} ({which}) (test)"
         evaluate_run(
             run,
             eval_dir,
@@ -338,10 +359,10 @@ def _given_model(
             budget.eval_limit,
             device,
             title,
-            budget.checkpoint,
+            which,
         )
         evaluated = True
-    results.add(cfg.method, cfg.train.seed, run, eval_dir, model=str(model))
+    results.add(cfg.method, cfg.train.seed, run, eval_dir, model=str(model), checkpoint=which)
     return [(cfg.method, cfg.train.seed, str(run), evaluated)]
 
 
@@ -373,19 +394,21 @@ def run_benchmark(
     budget = get_budget(budget) if isinstance(budget, str) else budget
     log = progress or _stderr
     out = Path(out_dir)
-    check_writable(out)
     selected = list(methods) if methods else list(budget.methods)
     for m in selected:
         try:
             get_spec(m)
         except ValueError as exc:
             raise InputError(str(exc)) from None
+    # Inputs checked before anything is made (out included): a bad --model fails in a second.
+    checked = given_model(model, budget) if model is not None else None
+    check_writable(out)
     cores = os.cpu_count() or 1
     workers = workers or cores
     data = prepare_data(protocol, budget, out, meshes=meshes, workers=workers, log=log)
     results = Results(out, budget, data, command, jobs)
     if model is not None:
-        made = _given_model(model, data, out, budget, device, results)
+        made = _given_model(model, checked, data, out, budget, device, results)
     else:
         if protocol == "real":
             seen = Path(seen_dir) if seen_dir else out.parent / "seen"

@@ -62,15 +62,38 @@ def _finite(value: Any) -> Any:
     return value
 
 
+CHECKPOINTS: tuple[str, ...] = ("best", "last")
+
+
+def _candidates(which: str) -> tuple[str, ...]:
+    """``which`` first, then the other checkpoint."""
+    if which not in CHECKPOINTS:
+        raise ValueError(f"checkpoint {which!r}: choose from {list(CHECKPOINTS)}")
+    return (which, *(c for c in CHECKPOINTS if c != which))
+
+
+def scored_checkpoint(run_dir: str | Path, which: str = "best") -> str:
+    """The checkpoint of a run folder scored when ``which`` is asked for: ``which`` when it is saved,
+    else the other one ('best' of a run trained without validation -> 'last'; 'last' of a folder
+    that keeps 'best' only, as the shipped weights do -> 'best'). InputError naming the folder when
+    it holds neither."""
+    from ifkd.train.checkpoint import RunDir
+
+    run = RunDir(Path(run_dir))
+    for name in _candidates(which):
+        if run.weights(name).is_file():
+            return name
+    best, last = (os.path.relpath(run.weights(c), run.root) for c in ("best", "last"))
+    raise InputError(f"{run.root}: no trained weights in this model folder (neither {best} nor {last})")
+
+
 def weights_state(run_dir: str | Path, which: str = "best") -> dict:
-    """Train state stored with a run's ``which`` weights ('best' falls back to 'last'); {} if none."""
+    """Train state stored with a run's ``which`` weights (else the other checkpoint's); {} if none."""
     from ifkd.train.checkpoint import RunDir, read_metadata
 
     run = RunDir(Path(run_dir))
-    path = run.weights(which)
-    if not path.exists():
-        path = run.weights("last")
-    if not path.exists():
+    path = next((p for p in map(run.weights, _candidates(which)) if p.is_file()), None)
+    if path is None:
         return {}
     meta = read_metadata(path)
     try:
@@ -168,6 +191,7 @@ def evaluate_run(
     from ifkd.reconstruct import Reconstructor
 
     run = resolve_run(run_dir)
+    which = scored_checkpoint(run, which)
     start = time.perf_counter()
     rec = Reconstructor.from_run(run, which=which, device=device)
     rows = evaluate_model(rec, eval_root, EvalOptions(split="test", views=views, limit=limit), progress=False)
@@ -175,6 +199,7 @@ def evaluate_run(
         "model": str(run_dir),
         "method": rec.cfg.method,
         "data": str(eval_root),
+        "checkpoint": which,
         "weights_state": weights_state(run, which),
         "fingerprint": eval_fingerprint(run, which, views, limit),
         "eval_seconds": round(time.perf_counter() - start, 3),

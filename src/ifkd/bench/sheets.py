@@ -67,6 +67,7 @@ def write_sheets(
     """One sheet per mesh of ``data`` (existing sheets kept unless ``force``); returns their paths
     relative to ``out``. ``runs``: (label, run folder) per method, in column order."""
     size = max(size, MIN_PANEL)
+    from ifkd.bench.runs import scored_checkpoint
     from ifkd.data.shapenet.meshes import load_mesh, normalise
     from ifkd.reconstruct import Reconstructor
 
@@ -75,7 +76,10 @@ def write_sheets(
     keys = read_index(data.eval_root)["splits"]["test"]
     todo = [k for k in keys if force or not (out / "sheets" / f"{k.split('/')[-1]}.png").is_file()]
     recs = (
-        {label: Reconstructor.from_run(run, which=which, device=device) for label, run in runs}
+        {
+            label: Reconstructor.from_run(run, which=scored_checkpoint(run, which), device=device)
+            for label, run in runs
+        }
         if todo
         else {}
     )
