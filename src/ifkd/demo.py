@@ -147,7 +147,7 @@ def run_demo(
     mode: Mode = "auto",
     size: str = "default",
     pretrained_run: str | Path | None = None,
-    workers: int = 2,
+    workers: int = 1,
     device: str = "auto",
     log: Log = print,
 ) -> DemoResult:

@@ -24,7 +24,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="global seed; same seed -> byte-identical files")
     p.add_argument("--categories", nargs="+", default=None, help="subset of the 13 categories (default all)")
     p.add_argument("--image-size", type=int, default=137, help="render size in pixels (default 137, as R2N2)")
-    p.add_argument("--workers", type=int, default=1, help="parallel processes (default 1)")
+    p.add_argument("--workers", type=int, default=1, help="parallel processes on this machine (default 1)")
+    p.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        default=None,
+        help="run on the Dask cluster at this address (tcp://host:8786 from `dask scheduler`; "
+        "its workers must see --out); default: this machine",
+    )
     p.set_defaults(func=cmd_data_synth)
 
     p = data.add_parser("info", help="summarise a dataset")
@@ -61,7 +68,7 @@ def cmd_data_synth(args: argparse.Namespace) -> int:
         categories=categories_arg(args.categories),
     )
     try:
-        splits = generate_dataset(args.out, s, workers=args.workers)
+        splits = generate_dataset(args.out, s, workers=args.workers, scheduler=args.scheduler)
     except ValueError as exc:
         raise InputError(str(exc)) from None
     counts = ", ".join(f"{k} {len(v)}" for k, v in splits.items())

@@ -26,7 +26,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--quick", action="store_true", help="toy sizes (seconds): checks the flow, learns nothing"
     )
-    p.add_argument("--workers", type=int, default=2, help="processes for data generation (default 2)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="processes for data generation (default 1: a local Dask cluster costs more than it saves here)",
+    )
     p.add_argument("--device", default="auto", help="auto | cpu | cuda[:i]")
     p.set_defaults(func=cmd_demo)
 

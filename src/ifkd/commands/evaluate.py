@@ -21,6 +21,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="query at the nominal camera distance instead of the view's known one (fully camera-free)",
     )
     p.add_argument("--device", default="auto")
+    p.add_argument("--workers", type=int, default=1, help="parallel processes on this machine (default 1)")
+    p.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        default=None,
+        help="run on the Dask cluster at this address (tcp://host:8786 from `dask scheduler`; "
+        "its workers must see --data and --out); default: this machine",
+    )
     p.set_defaults(func=cmd_evaluate)
 
 
@@ -37,7 +45,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         limit=args.limit,
         known_distance=not args.nominal_distance,
     )
-    summary = run_evaluation(args.model, args.data, args.out, opts, device=args.device)
+    summary = run_evaluation(
+        args.model,
+        args.data,
+        args.out,
+        opts,
+        device=args.device,
+        workers=args.workers,
+        scheduler=args.scheduler,
+    )
     print((args.out / "table.md").read_text())
     print(
         f"per-shape rows: {args.out / 'per_shape.csv'}; summary: {args.out / 'summary.json'} "

@@ -10,6 +10,11 @@ Chamfer), the 32^3 voxels plus every cell a surface sample falls in (the paper's
 surface + fill on both sides, as the prediction is voxelised) and, for OccNet's volumetric IoU, uniform points
 in the padded box [-0.55, 0.55]^3 whose GT occupancy is looked up in the 128^3 grid (cell size
 1/128; points outside the grid are empty).
+
+:func:`run_evaluation` runs one task per shape through :mod:`ifkd.engine` (in-process, worker
+processes, or a Dask cluster), each worker loading the model once; every finished shape's rows go to
+``<out>/shapes/<category>/<id>.json`` at once, so a rerun with the same model, data and options skips
+the shapes already there and writes the same tables.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import csv
 import io
 import json
 import sys
+import threading
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +34,7 @@ from tqdm import tqdm
 
 from ifkd.data.format import RENDER_DIR, SHAPE_FILE, load_image, read_index, read_shape, read_views, shape_dir
 from ifkd.data.loader import image_to_tensor
+from ifkd.engine import Failed, check_scheduler, run_tasks
 from ifkd.eval.metrics import evaluate_mesh, iou_voxels, voxelize_mesh_occupancy
 from ifkd.geometry.camera import view_transform
 from ifkd.geometry.voxels import uniform_points_in_grid
@@ -44,6 +51,9 @@ TABLE_COLUMNS = [
     ("normal_consistency", "NC ↑", "{:.3f}"),
 ]
 """Columns of the Table-1 layout: metric key, header, format."""
+
+SHAPES_DIR = "shapes"
+"""Under the results folder: one json of metric rows per finished shape (what a rerun skips)."""
 
 
 @dataclass(frozen=True)
@@ -96,11 +106,7 @@ def evaluate_model(
     is passed as ``skipped``: then its one-line reason is appended there and the others are scored.
     """
     root = Path(data_root)
-    index = read_index(root)
-    keys = list(index["splits"].get(opts.split, []))
-    if not keys:
-        raise InputError(f"{root / 'index.json'}: split {opts.split!r} is empty")
-    keys = keys[: opts.limit] if opts.limit else keys
+    keys = _split_keys(root, opts)
     cfg = rec.cfg
     rows: list[dict] = []
     for key in tqdm(
@@ -111,10 +117,23 @@ def evaluate_model(
         except InputError as exc:
             if skipped is None:
                 raise
-            reason = str(exc) if str(shape_dir(root, key)) in str(exc) else f"{shape_dir(root, key)}: {exc}"
+            reason = _skip_reason(root, key, exc)
             skipped.append(reason)
             print(f"  skipped: {reason}", file=sys.stderr)
     return rows
+
+
+def _split_keys(root: Path, opts: EvalOptions) -> list[str]:
+    """The split's shape keys, at most ``opts.limit`` of them (InputError when the split is empty)."""
+    keys = list(read_index(root)["splits"].get(opts.split, []))
+    if not keys:
+        raise InputError(f"{root / 'index.json'}: split {opts.split!r} is empty")
+    return keys[: opts.limit] if opts.limit else keys
+
+
+def _skip_reason(root: Path, key: str, exc: InputError) -> str:
+    """A damaged shape's one-line reason, naming its folder."""
+    return str(exc) if str(shape_dir(root, key)) in str(exc) else f"{shape_dir(root, key)}: {exc}"
 
 
 def _evaluate_shape(rec: Reconstructor, root: Path, key: str, opts: EvalOptions) -> list[dict]:
@@ -210,15 +229,177 @@ def write_results(rows: list[dict], out_dir: str | Path, title: str, meta: dict)
     return full
 
 
+# ------------------------------------------------------------------------- shapes as (Dask) tasks
+_MODELS: dict[tuple, Reconstructor] = {}
+_MODELS_LOCK = threading.Lock()
+
+
+def _reconstructor(run: str, device: str, stamp: list) -> Reconstructor:
+    """The run's Reconstructor, loaded once per process (a worker evaluates many shapes); one is kept."""
+    key = (run, device, json.dumps(stamp))
+    with _MODELS_LOCK:  # a worker with several threads loads it once
+        if key not in _MODELS:
+            _MODELS.clear()
+            _MODELS[key] = Reconstructor.from_run(run, device=device)
+        return _MODELS[key]
+
+
+def _run_stamp(run: Path) -> list:
+    """What identifies a run's weights: name, size and mtime of its config and checkpoint files."""
+    files = [run / "config.json", *sorted((run / "checkpoints").glob("*.safetensors"))]
+    return [[f.name, st.st_size, st.st_mtime_ns] for f in files if f.is_file() for st in [f.stat()]]
+
+
+def _shape_stamp(root: Path, key: str) -> list[int] | None:
+    """Size and mtime of a shape's ground truth (a regenerated shape is evaluated again)."""
+    try:
+        st = (shape_dir(root, key) / SHAPE_FILE).stat()
+    except (OSError, InputError):
+        return None
+    return [st.st_size, st.st_mtime_ns]
+
+
+@dataclass(frozen=True)
+class _ShapeJob:
+    """One shape to evaluate: what a worker needs, plain data (it travels to Dask workers)."""
+
+    run: str
+    device: str
+    root: str
+    key: str
+    opts: EvalOptions
+    record: str
+    """the per-shape json written when done"""
+    fingerprint: dict
+    """model, weights, data, device and options (not the limit): a record with another is stale"""
+
+
+def _shape_task(job: _ShapeJob) -> tuple[str, list[dict] | str]:
+    """Evaluate one shape (in a Dask worker for workers > 1) -> ("done", rows) or ("skipped", reason);
+    the rows are written to the shape's record first, so a rerun skips it."""
+    root = Path(job.root)
+    rec = _reconstructor(job.run, job.device, job.fingerprint["weights"])
+    stamp = _shape_stamp(root, job.key)
+    try:
+        rows = _evaluate_shape(rec, root, job.key, job.opts)
+    except InputError as exc:
+        return "skipped", _skip_reason(root, job.key, exc)
+    record = {"key": job.key, "fingerprint": job.fingerprint, "shape_file": stamp, "rows": rows}
+    atomic_write_json(job.record, record)
+    return "done", rows
+
+
+def _finished_rows(record: Path, fingerprint: dict, stamp: list[int] | None) -> list[dict] | None:
+    """The rows of a shape already evaluated with the same inputs, or None (evaluate it)."""
+    try:
+        saved = json.loads(record.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(saved, dict) or stamp is None:
+        return None
+    if saved.get("fingerprint") != fingerprint or saved.get("shape_file") != stamp:
+        return None
+    rows = saved.get("rows")
+    return rows if isinstance(rows, list) and rows else None
+
+
+def _evaluate_shapes(
+    rec: Reconstructor,
+    run: Path,
+    device: str,
+    root: Path,
+    out: Path,
+    opts: EvalOptions,
+    workers: int,
+    scheduler: str | None,
+    progress: bool | None,
+) -> tuple[list[dict], list[str]]:
+    """Rows (in split order) and skipped reasons of the split; shapes with a matching record are not
+    evaluated again. Any other failure is raised after the other shapes are done (and recorded)."""
+    keys = _split_keys(root, opts)
+    weights = _run_stamp(run)
+    fingerprint = {
+        "model": str(run.resolve()),
+        "weights": weights,
+        "data": str(root.resolve()),
+        "device": str(device),
+        "options": {k: v for k, v in opts.__dict__.items() if k != "limit"},
+    }
+    fingerprint = json.loads(json.dumps(fingerprint))  # as read back from a record
+    rows_of: dict[str, list[dict]] = {}
+    jobs = []
+    for key in keys:
+        record = out / SHAPES_DIR / f"{key}.json"
+        rows = _finished_rows(record, fingerprint, _shape_stamp(root, key))
+        if rows is not None:
+            rows_of[key] = rows
+        else:
+            jobs.append(_ShapeJob(str(run), str(device), str(root), key, opts, str(record), fingerprint))
+    with _MODELS_LOCK:  # the in-process path evaluates with the model loaded already
+        _MODELS.clear()
+        _MODELS[(str(run), str(device), json.dumps(weights))] = rec
+    try:
+        results = run_tasks(
+            _shape_task,
+            jobs,
+            workers,
+            scheduler,
+            desc=f"evaluate {rec.cfg.method}",
+            progress=progress,
+            unit="shape",
+            torch_threads=1,
+            shared=[root, out],
+        )
+    finally:
+        with _MODELS_LOCK:
+            _MODELS.clear()
+    skipped, failed = [], []
+    for job, res in zip(jobs, results):
+        if isinstance(res, Failed):
+            failed.append((job.key, res))
+        elif res[0] == "skipped":
+            skipped.append(res[1])
+            print(f"  skipped: {res[1]}", file=sys.stderr)
+        else:
+            rows_of[job.key] = res[1]
+    if failed:
+        key, first = failed[0]
+        if isinstance(first.error, (InputError, OSError)):  # the CLI prints its one line
+            raise first.error
+        raise RuntimeError(
+            f"{len(failed)} shape(s) failed (the others are recorded under {out / SHAPES_DIR}; a rerun "
+            f"resumes); first: {key}: {first.reason}"
+        ) from first.error
+    return [r for key in keys for r in rows_of.get(key, [])], skipped
+
+
 def run_evaluation(
-    model: str | Path, data_root: str | Path, out_dir: str | Path, opts: EvalOptions, device="auto"
+    model: str | Path,
+    data_root: str | Path,
+    out_dir: str | Path,
+    opts: EvalOptions,
+    device="auto",
+    workers: int = 1,
+    scheduler: str | None = None,
+    progress: bool | None = None,
 ):
     """Evaluate one trained run end to end; returns the summary. Damaged shapes are skipped and listed
-    in the summary's ``skipped`` (one reason each); the caller decides whether that is an error."""
+    in the summary's ``skipped`` (one reason each); the caller decides whether that is an error.
+
+    ``workers`` > 1: that many processes on this machine; ``scheduler``: the shapes are evaluated on
+    that Dask cluster (its workers must see the data and ``out_dir``). Shapes recorded by an earlier
+    run with the same inputs are not evaluated again.
+    """
+    from ifkd.pretrained import resolve_run
+
+    if workers < 1:
+        raise InputError(f"--workers must be >= 1, got {workers}")
+    check_scheduler(scheduler)  # a bad address fails before anything is written
     check_writable(out_dir)
     rec = Reconstructor.from_run(model, device=device)
-    skipped: list[str] = []
-    rows = evaluate_model(rec, data_root, opts, skipped=skipped)
+    rows, skipped = _evaluate_shapes(
+        rec, resolve_run(model), device, Path(data_root), Path(out_dir), opts, workers, scheduler, progress
+    )
     if not rows:
         first = skipped[0] if skipped else "none"
         raise InputError(f"no shape of split {opts.split!r} could be evaluated; first problem: {first}")

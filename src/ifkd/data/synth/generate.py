@@ -1,18 +1,18 @@
 """`ifkd data synth`: procedural shapes -> ground truth + R2N2-style renders, in the on-disk format.
 
-Deterministic from one seed (byte-identical reruns), resumable (a shape whose ``shape.npz`` exists is
-skipped; it is written last), parallel over shapes.
+Deterministic from one seed (byte-identical reruns, whatever the number of workers), resumable (a
+shape whose ``shape.npz`` exists is skipped; it is written last), parallel over shapes as Dask tasks
+(:mod:`ifkd.engine`: worker processes on this machine, or a cluster's workers with ``scheduler``).
 """
 
 from __future__ import annotations
 
-import multiprocessing as mp
+import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from ifkd.data.categories import SPLIT_FRACTIONS
 from ifkd.data.format import (
@@ -25,6 +25,7 @@ from ifkd.data.format import (
     write_views,
 )
 from ifkd.data.synth.families import CATEGORIES, make_shape
+from ifkd.engine import Failed, check_scheduler, run_tasks
 from ifkd.geometry.camera import Viewpoint, view_transform
 from ifkd.geometry.sampling import sample_point_values
 from ifkd.io import check_writable
@@ -119,32 +120,48 @@ def generate_shape(root: Path, category: str, index: int, s: SynthSettings) -> s
 
 
 def _job(args: tuple[str, str, int, SynthSettings]) -> str:
+    """One shape, as a task (runs in a Dask worker for workers > 1)."""
     root, category, index, s = args
     return generate_shape(Path(root), category, index, s)
 
 
 def generate_dataset(
-    root: str | Path, s: SynthSettings, workers: int = 1, progress: bool | None = None
+    root: str | Path,
+    s: SynthSettings,
+    workers: int = 1,
+    progress: bool | None = None,
+    scheduler: str | None = None,
 ) -> dict[str, list[str]]:
-    """Generate (or complete) a dataset under root; writes index.json at the end."""
+    """Generate (or complete) a dataset under root; writes index.json at the end.
+
+    ``workers`` > 1: that many processes on this machine; ``scheduler``: the tasks run on that Dask
+    cluster (its workers must see ``root``). A failing shape does not stop the others; the run then
+    raises (its OSError as is, anything else as RuntimeError) without writing index.json, and a rerun
+    retries only the missing shapes.
+    """
     root = Path(root)
     unknown = [c for c in s.categories if c not in CATEGORIES]
     if unknown:
         raise ValueError(f"unknown categories {unknown}; choose from {sorted(CATEGORIES)}")
+    if workers < 1:
+        raise ValueError(f"--workers must be >= 1, got {workers}")
+    check_scheduler(scheduler)  # before anything is written
     check_writable(root)
     jobs = [(str(root), c, i, s) for c in s.categories for i in range(s.per_category)]
-    bar = tqdm(
-        total=len(jobs), desc="synth", unit="shape", disable=(not progress) if progress is not None else None
+    results = run_tasks(
+        _job, jobs, workers, scheduler, desc="synth", progress=progress, unit="shape", shared=[root]
     )
-    if workers > 1:
-        with mp.get_context("fork").Pool(workers) as pool:
-            for _ in pool.imap_unordered(_job, jobs, chunksize=2):
-                bar.update()
-    else:
-        for job in jobs:
-            _job(job)
-            bar.update()
-    bar.close()
+    failed = [(f"{c}/{i:04d}", r) for (_, c, i, _), r in zip(jobs, results) if isinstance(r, Failed)]
+    if failed:
+        for key, r in failed:
+            print(f"  failed {key}: {r.reason}", file=sys.stderr)
+        first = failed[0][1].error
+        if isinstance(first, OSError):  # disk full, read-only: the CLI's one line names the file
+            raise first
+        raise RuntimeError(
+            f"{len(failed)} of {len(jobs)} shapes failed (the others are written; a rerun retries them); "
+            f"first: {failed[0][0]}: {failed[0][1].reason}"
+        ) from first
     splits = plan_splits(s)
     write_synth_index(root, s, splits)
     return splits
