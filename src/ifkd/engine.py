@@ -14,7 +14,6 @@ import asyncio
 import concurrent.futures
 import functools
 import logging
-import pickle
 import socket
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -77,6 +76,10 @@ def reason_of(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}"[:300]
 
 
+_PORTABLE = (InputError, OSError, ValueError, RuntimeError, KeyError, TypeError)
+"""Exception types that travel back from a worker intact (built-in or ours, plain arguments)."""
+
+
 def _call(
     fn: Callable[[T], R], item: T, torch_threads: int | None = None, remote: bool = False
 ) -> R | Failed:
@@ -86,11 +89,9 @@ def _call(
     try:
         return fn(item)
     except Exception as exc:
-        if remote:  # the result must pickle to travel back; an exotic exception is reduced to its text
-            try:
-                pickle.dumps(exc)
-            except Exception:
-                return Failed(reason_of(exc), None)
+        if remote and not isinstance(exc, _PORTABLE):
+            # the result travels back serialised: an exception of any other type is reduced to its text
+            return Failed(reason_of(exc), None)
         return Failed(reason_of(exc), exc)
 
 

@@ -88,3 +88,13 @@ def test_find_mesh_files_is_recursive_and_skips_hidden(tmp_path):
     ]
     with pytest.raises(InputError, match="mesh folder not found"):
         meshes.find_mesh_files(tmp_path / "nope")
+
+
+def test_obj_with_a_latin1_comment_loads(tmp_path):
+    """trimesh decodes non-UTF-8 text through charset_normalizer (a declared dependency)."""
+    path = tmp_path / "latin1.obj"
+    path.write_bytes(
+        b"# caf\xe9 cr\xe9\xe9 par un mod\xe9leur\nv 0 0 0\nv 1 0 0\nv 0 1 0\nv 0 0 1\n"
+        b"f 1 3 2\nf 1 2 4\nf 1 4 3\nf 2 3 4\n"
+    )
+    assert len(meshes.load_mesh(path).faces) == 4

@@ -10,8 +10,9 @@ import pytest
 from ifkd.data.format import load_image, read_index, read_shape, read_views
 from ifkd.data.shapenet import meshes, occnet
 from ifkd.data.shapenet.importer import ImportSettings, import_occnet, silhouette_agreement
-from ifkd.data.shapenet.occupancy import WindingNumber, orient_mesh, outer_surface
+from ifkd.data.shapenet.occupancy import outer_surface
 from ifkd.geometry.camera import Viewpoint, occnet_cameras, view_transform, viewpoint_from_world_mat
+from ifkd.geometry.inside import InsideTest
 from ifkd.io import InputError
 from ifkd.render.raycast import render
 
@@ -21,14 +22,14 @@ VIEWS = [Viewpoint(10.0, 26.0, 0.0, 0.75, 25.0), Viewpoint(133.0, 29.5, 0.0, 0.8
 
 def write_fake_occnet(folder: Path, mesh_file: str, n_points: int = 4000) -> dict:
     """One OccNet model folder from a real mesh in the v1 frame (loc/scale as OccNet computes them)."""
-    mesh = orient_mesh(meshes.normalise(meshes.load_mesh(REAL / mesh_file))[0])
+    mesh = meshes.normalise(meshes.load_mesh(REAL / mesh_file))[0]
     rng = np.random.default_rng(0)
-    wn = WindingNumber.from_mesh(mesh)
+    inside = InsideTest(mesh)
     lo, hi = mesh.bounds
     loc, scale = (lo + hi) / 2, float((hi - lo).max())
     pts = (rng.uniform(-0.55, 0.55, (n_points, 3)) * scale + loc).astype(np.float64)
-    occ = np.abs(wn(pts)) >= 0.5
-    surface, normals = outer_surface(mesh, wn, 3000, rng)
+    occ = inside(pts)
+    surface, normals = outer_surface(inside, 3000, rng)
     images = [render(mesh, view_transform(v), 137, supersample=2).rgba for v in VIEWS]
     occnet.write_model(folder, pts, occ, surface, normals, VIEWS, images, loc, scale)
     return {"points": pts, "occ": occ, "surface": surface, "images": images, "loc": loc, "scale": scale}

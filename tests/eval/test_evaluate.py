@@ -126,7 +126,10 @@ def test_view_frame_bookkeeping_end_to_end(bulky_dataset):
     rec = perfect_reconstructor("view", bulky_dataset)
     rows = evaluate_model(rec, bulky_dataset, EvalOptions(resolution=128))
     assert [r["category"] for r in rows] == list(BULKY)
-    assert min(r["iou"] for r in rows) > 0.95, [(r["shape"], round(r["iou"], 3)) for r in rows]
+    # The field is the 128^3 voxel grid while the IoU labels are the exact (analytic) ones stored with
+    # the data: a 1/128 cell costs these bulky shapes 3-5 % of IoU.
+    assert all(r["iou_exact_labels"] == 1.0 for r in rows)
+    assert min(r["iou"] for r in rows) > 0.93, [(r["shape"], round(r["iou"], 3)) for r in rows]
     assert min(r["iou_voxels_32"] for r in rows) > 0.85
     # Every query used the view's true camera distance (known_distance) ...
     keys = read_index(bulky_dataset)["splits"]["test"]

@@ -56,9 +56,9 @@ def test_damaged_dataset_is_refused_with_one_line(case, cmd, small_dataset, tiny
     pattern = BAD_DATASETS[case][1]
     if cmd == "check":  # a batch: the summary lists the bad shape, exit 2
         assert res.rc == 2 and "Traceback" not in res.err
-        bad = res.err.split("1 bad shapes:\n", 1)[1].strip()
+        bad = res.err.split("1 problems:\n", 1)[1].strip()
         assert bad.startswith(str(bad_file)) and re.search(pattern, bad), res.err
-        assert "checked 6 shapes: 1 bad" in res.out
+        assert "checked 6 shapes: 1 problems" in res.out
     else:
         assert_one_line_error(res, bad_file, pattern)
 
@@ -80,13 +80,13 @@ def test_evaluate_scores_the_other_shapes_and_lists_the_damaged_one(small_datase
 
 def test_info_check_lists_every_bad_shape_and_passes_a_good_dataset(small_dataset, tmp_path):
     res = run_cli(["data", "info", "--check", small_dataset])
-    assert res.rc == 0 and "checked 6 shapes: no bad" in res.out, res.err
+    assert res.rc == 0 and "checked 6 shapes: no problems" in res.out, res.err
     root = tmp_path / "data"
     one = damaged_copy(small_dataset, root, "truncated_shape", "train")
     two = BAD_DATASETS["metadata_columns"][0](root, "test")
     res = run_cli(["data", "info", "--check", root])
-    assert res.rc == 2 and "checked 6 shapes: 2 bad" in res.out
-    listed = res.err.split("2 bad shapes:\n", 1)[1].splitlines()
+    assert res.rc == 2 and "checked 6 shapes: 2 problems" in res.out
+    listed = res.err.split("2 problems:\n", 1)[1].splitlines()
     assert sorted(ln.strip().split(":")[0] for ln in listed) == sorted([str(one), str(two)])
 
 

@@ -159,7 +159,7 @@ def test_sigkill_data_synth_then_rerun_completes_it(tmp_path):
     assert res.rc == 0, res.err
     assert {d: _digest(d) for d in done} == before  # finished shapes were skipped, not redone
     res = run_cli(["data", "info", "--check", root])
-    assert res.rc == 0 and "checked 8 shapes: no bad" in res.out, res.err
+    assert res.rc == 0 and "checked 8 shapes: no problems" in res.out, res.err
     assert _hidden(root) == []
     for folder in partial:  # the interrupted shape is byte-identical to an uninterrupted one
         category, index = folder.relative_to(root).parts

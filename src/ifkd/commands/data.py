@@ -97,11 +97,14 @@ def dataset_summary(root: Path) -> dict:
 
 
 def check_dataset(root: Path) -> tuple[int, list[str]]:
-    """Read every shape of every split (see format.check_shape) -> (shapes checked, one line per bad one)."""
+    """Read and check every shape of every split (see format.check_shape) -> (shapes checked, one line per
+    problem: the dataset's own (an outdated import, shapes flagged at import) first, then each bad shape)."""
     from ifkd.data.format import check_shape, read_index
+    from ifkd.data.solid_check import dataset_problems
 
-    keys = [k for split in read_index(root)["splits"].values() for k in split]
-    failures = []
+    index = read_index(root)
+    keys = [k for split in index["splits"].values() for k in split]
+    failures = dataset_problems(root, index)
     for key in keys:
         try:
             check_shape(root, key)
@@ -127,9 +130,9 @@ def cmd_data_info(args: argparse.Namespace) -> int:
         print(f"  {cat:<12} {syn:<9} " + " ".join(f"{counts[s]:>6}" for s in info["counts"]))
     print(f"  {'total':<22} " + " ".join(f"{n:>6}" for n in info["counts"].values()))
     if args.check:
-        print(f"  checked {info['checked']} shapes: {len(failures) or 'no'} bad")
+        print(f"  checked {info['checked']} shapes: {len(failures) or 'no'} problems")
     if failures:
-        print(f"{len(failures)} bad shapes:\n  " + "\n  ".join(failures), file=sys.stderr)
+        print(f"{len(failures)} problems:\n  " + "\n  ".join(failures), file=sys.stderr)
         return 2
     return 0
 

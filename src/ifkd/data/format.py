@@ -52,7 +52,13 @@ SHAPE_ARRAYS = {
     "surface_points": "(M, 3) float32, object frame: area-uniform samples of the outer surface",
     "surface_normals": "(M, 3) float32: unit outward normals of surface_points",
     "voxels_<R>": "packed bits of a (R, R, R) bool grid [x, y, z] on [-0.5, 0.5]^3 (R in 32/64/128)",
+    "iou_points": "optional (K, 3) float16: OccNet's evaluation points, uniform in [-0.55, 0.55]^3 (K=100k)",
+    "iou_occupancies": "optional packed bits of the (K,) exact labels of iou_points",
 }
+IOU_POINTS_KEY = "iou_points"
+IOU_OCC_KEY = "iou_occupancies"
+IOU_POINTS = 100_000
+"""Evaluation points per shape (OccNet's points.npz holds 100k)."""
 
 MAX_IMAGE_PIXELS = 4096 * 4096
 """Refuse images larger than this (decompression bombs)."""
@@ -97,6 +103,31 @@ def write_shape(path: str | Path, record: ShapeRecord) -> None:
     arrays.update(record.extra)
     remove_stale_temps(path)  # left by a writer killed mid-way; one process writes a shape at a time
     atomic_save_npz(path, **arrays)
+
+
+def iou_arrays(points: np.ndarray, occupancies: np.ndarray) -> dict[str, np.ndarray]:
+    """The two stored arrays of the evaluation points (K, 3) float16 and their (K,) bool labels."""
+    return {
+        IOU_POINTS_KEY: np.asarray(points, dtype=np.float16),
+        IOU_OCC_KEY: np.packbits(np.asarray(occupancies, dtype=bool)),
+    }
+
+
+def read_iou_points(path: str | Path) -> tuple[np.ndarray, np.ndarray] | None:
+    """(points (K, 3) float32, labels (K,) bool) of a ``shape.npz``'s evaluation points, or None when
+    the shape has none (procedural data made before they existed, older imports)."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            if IOU_POINTS_KEY not in npz.files:
+                return None
+            pts = _check_points(IOU_POINTS_KEY, npz[IOU_POINTS_KEY], path)
+            packed = npz[IOU_OCC_KEY] if IOU_OCC_KEY in npz.files else None
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+        raise InputError(f"{path}: unreadable or truncated npz ({exc})") from None
+    if packed is None or packed.dtype != np.uint8 or packed.shape != ((len(pts) + 7) // 8,):
+        raise InputError(f"{path}: '{IOU_OCC_KEY}' missing or not {(len(pts) + 7) // 8} packed bytes")
+    return pts, np.unpackbits(packed, count=len(pts)).astype(bool)
 
 
 def _check_points(name: str, arr: np.ndarray, where: Path, width: int = 3) -> np.ndarray:
@@ -250,10 +281,15 @@ def check_shape(root: str | Path, key: str) -> None:
     path = folder / SHAPE_FILE
     if not path.is_file():
         raise InputError(f"{path}: file not found")
-    read_shape(path, voxel_resolutions=stored_voxel_resolutions(path))
-    names, _ = read_views(folder / RENDER_DIR)
-    for name in names:
-        load_image(folder / RENDER_DIR / name)
+    record = read_shape(path, voxel_resolutions=stored_voxel_resolutions(path))
+    iou = read_iou_points(path)
+    names, views = read_views(folder / RENDER_DIR)
+    images = [load_image(folder / RENDER_DIR / name) for name in names]
+    from ifkd.data.solid_check import solid_problems
+
+    problems = solid_problems(record, iou, views, images)
+    if problems:
+        raise InputError(f"{path}: degenerate ground truth: {'; '.join(problems)}")
 
 
 def write_index(root: str | Path, categories: dict[str, str], splits: dict[str, list[str]], **info) -> None:

@@ -12,15 +12,29 @@ from pathlib import Path
 
 import numpy as np
 
-from ifkd.data.format import RENDER_DIR, SHAPE_FILE, VOXEL_RESOLUTIONS, ShapeRecord, write_shape, write_views
+from ifkd.data.format import (
+    IOU_POINTS,
+    RENDER_DIR,
+    SHAPE_FILE,
+    VOXEL_RESOLUTIONS,
+    ShapeRecord,
+    iou_arrays,
+    write_shape,
+    write_views,
+)
 from ifkd.data.shapenet import binvox, meshes, occnet, r2n2
 from ifkd.data.shapenet.occupancy import mesh_ground_truth
+from ifkd.data.solid_check import solid_problems
 from ifkd.data.synth.generate import SynthSettings, draw_viewpoints
 from ifkd.geometry.camera import Viewpoint, project_to_pixels, view_transform
-from ifkd.io import InputError
+from ifkd.io import InputError, atomic_write_json, read_json
 
 SILHOUETTE_MIN = 0.98
 """Views where fewer GT surface points land on the object's pixels are reported."""
+
+CHECK_FILE = "check.json"
+"""Per imported shape: its check numbers and, when its ground truth is degenerate, the reason (written
+before ``shape.npz``, so a finished shape always has it; a rerun reads it back)."""
 
 
 @dataclass(frozen=True)
@@ -28,6 +42,8 @@ class ImportSettings:
     n_points: int = 10_000
     n_uniform: int = 128
     surface_points: int = 16_384
+    iou_points: int = IOU_POINTS
+    """OccNet-style uniform evaluation points with exact labels (0: none)"""
     voxel_resolutions: tuple[int, ...] = VOXEL_RESOLUTIONS
     seed: int = 0
     views: int = 8
@@ -59,16 +75,46 @@ def silhouette_agreement(points: np.ndarray, views: list[Viewpoint], images: lis
 
 
 def _finish(out: Path, key: str, views, images, record: ShapeRecord) -> dict:
-    """Write views then shape.npz (last: marks completion); return the shape's check numbers."""
+    """Write views, the check file, then shape.npz (last: marks completion); return the check numbers,
+    with ``degenerate`` (a one-line reason) when the ground truth is not a plausible solid."""
+    from ifkd.data.format import IOU_OCC_KEY, IOU_POINTS_KEY
+
     agree = silhouette_agreement(record.surface_points, views, images)
+    iou = None
+    if IOU_POINTS_KEY in record.extra:
+        pts = np.asarray(record.extra[IOU_POINTS_KEY])
+        iou = (pts, np.unpackbits(record.extra[IOU_OCC_KEY], count=len(pts)).astype(bool))
+    stats: dict = {}
+    problems = solid_problems(record, iou, views, images, stats)
+    info = {
+        "silhouette_min": round(min(agree), 4),
+        "silhouette_mean": round(float(np.mean(agree)), 4),
+        "inside_share": round(float(np.mean(iou[1] if iou else record.occupancies)), 5),
+        **stats,
+    }
+    if problems:
+        info["degenerate"] = "; ".join(problems)
     write_views(out / key / RENDER_DIR, views, images)
+    atomic_write_json(out / key / CHECK_FILE, info)
     write_shape(out / key / SHAPE_FILE, record)
-    return {"silhouette_min": round(min(agree), 4), "silhouette_mean": round(float(np.mean(agree)), 4)}
+    return info
+
+
+def read_check(out: Path, key: str) -> dict:
+    """The check numbers an earlier run stored for out/key ({} for shapes imported before they existed)."""
+    path = Path(out) / key / CHECK_FILE
+    return read_json(path) if path.is_file() else {}
 
 
 def _ground_truth(mesh, key: str, s: ImportSettings) -> ShapeRecord:
     return mesh_ground_truth(
-        mesh, shape_rng(s.seed, key), s.n_points, s.n_uniform, s.surface_points, s.voxel_resolutions
+        mesh,
+        shape_rng(s.seed, key),
+        s.n_points,
+        s.n_uniform,
+        s.surface_points,
+        s.voxel_resolutions,
+        s.iou_points,
     )
 
 
@@ -121,7 +167,8 @@ def import_occnet_model(out: Path, key: str, model_dir: Path, s: ImportSettings)
     surface, normals = occnet.read_pointcloud(model_dir / "pointcloud.npz")
     views, paths = occnet.read_cameras(model_dir / occnet.IMG_DIR)
     voxels = _voxels_from_points(points, occ, s.voxel_resolutions)
-    extra = {"occnet_loc": loc, "occnet_scale": np.float64(scale)}
+    # OccNet's 100k uniform points are its evaluation points: kept as ours too (labels as OccNet made them)
+    extra = {"occnet_loc": loc, "occnet_scale": np.float64(scale), **iou_arrays(points, occ)}
     record = ShapeRecord(
         points.astype(np.float32), occ, surface.astype(np.float32), normals.astype(np.float32), voxels, extra
     )

@@ -9,13 +9,10 @@ camera) onto pixels with alpha > 0, per view; low agreement is listed as a warni
 from __future__ import annotations
 
 import argparse
-import multiprocessing as mp
 import time
 from collections.abc import Callable
 from dataclasses import asdict, replace
 from pathlib import Path
-
-from tqdm import tqdm
 
 from ifkd.data.format import INDEX_FILE, SHAPE_FILE, VOXEL_RESOLUTIONS, read_index, write_index
 from ifkd.data.shapenet import meshes, r2n2, splits
@@ -25,8 +22,11 @@ from ifkd.data.shapenet.convert import (
     import_mesh_file,
     import_occnet_model,
     import_r2n2_model,
+    read_check,
     silhouette_agreement,
 )
+from ifkd.data.shapenet.occupancy import INSIDE_TEST_VERSION
+from ifkd.engine import Failed, Workers, check_scheduler, run_tasks, scheduler_of
 from ifkd.io import InputError, check_writable
 
 __all__ = [
@@ -60,21 +60,22 @@ def _job(args: tuple) -> tuple[str, str, str, dict, float]:
 
 
 def _run(out: Path, jobs: list[tuple], workers: int, desc: str, progress: bool | None) -> list[tuple]:
-    results = []
-    bar = tqdm(
-        total=len(jobs), desc=desc, unit="model", disable=(not progress) if progress is not None else None
+    """Run the jobs as Dask tasks (ifkd.engine.run_tasks: in-process, a LocalCluster, or the cluster of
+    ``workers.scheduler``); results sorted by key. A job whose worker died is listed as broken too."""
+    results = run_tasks(
+        _job,
+        jobs,
+        workers=int(workers),
+        scheduler=scheduler_of(workers),
+        desc=desc,
+        progress=progress,
+        unit="model",
+        shared=[out],
     )
-    if workers > 1 and len(jobs) > 1:
-        with mp.get_context("fork").Pool(workers) as pool:
-            for res in pool.imap_unordered(_job, jobs):
-                results.append(res)
-                bar.update()
-    else:
-        for job in jobs:
-            results.append(_job(job))
-            bar.update()
-    bar.close()
-    return sorted(results)
+    return sorted(
+        (job[2], "broken", job[3], {"reason": res.reason}, 0.0) if isinstance(res, Failed) else res
+        for job, res in zip(jobs, results)
+    )
 
 
 def _summarise(
@@ -86,15 +87,21 @@ def _summarise(
     source: str,
     start: float,
 ) -> dict:
+    # A shape whose ground truth failed the solid checks is written (to look at) but kept out of the
+    # splits, so nothing trains or evaluates on it; an existing shape's verdict is read back.
+    checks = {r[0]: (r[3] if r[1] == "imported" else read_check(out, r[0])) for r in results}
     done = [r for r in results if r[1] in ("imported", "existing")]
+    degenerate = {r[0]: checks[r[0]]["degenerate"] for r in done if checks[r[0]].get("degenerate")}
     new_splits: dict[str, list[str]] = {k: [] for k in splits.SPLIT_NAMES}
     for key, *_ in done:
-        new_splits[split_of(key)].append(key)
+        if key not in degenerate:
+            new_splits[split_of(key)].append(key)
     if (out / INDEX_FILE).is_file():  # merge with an earlier run (other categories, other sources)
         old = read_index(out)
         categories = {**old["categories"], **categories}
+        degenerate = {**old.get("degenerate", {}), **degenerate}
         for split, keys in old["splits"].items():
-            new_splits[split] = sorted(set(new_splits.get(split, [])) | set(keys))
+            new_splits[split] = sorted((set(new_splits.get(split, [])) | set(keys)) - set(degenerate))
     write_index(
         out,
         categories,
@@ -103,6 +110,8 @@ def _summarise(
         importer={k: list(v) if isinstance(v, tuple) else v for k, v in asdict(s).items()},
         views_per_shape=s.views if source == "meshes" else r2n2.R2N2_VIEWS,
         image_size=s.image_size if source == "meshes" else r2n2.R2N2_SIZE,
+        inside_test_version=INSIDE_TEST_VERSION,
+        degenerate=dict(sorted(degenerate.items())),
     )
     imported = [r for r in results if r[1] == "imported"]
     warnings = [
@@ -122,6 +131,7 @@ def _summarise(
             {"key": k, "source": src, "reason": i["reason"]} for k, st, src, i, _ in results if st == "broken"
         ],
         "warnings": warnings,
+        "degenerate": [{"key": k, "reason": degenerate[k]} for k, *_ in done if k in degenerate],
         "checks": {r[0]: r[3] for r in imported},
         "seconds_per_model": {r[0]: round(r[4], 3) for r in imported},
         "seconds": round(time.perf_counter() - start, 3),
@@ -129,9 +139,12 @@ def _summarise(
 
 
 def _prepare(out: str | Path, workers: int) -> Path:
+    """Check --workers and --scheduler (carried by a :class:`Workers` count), then the output folder:
+    a bad scheduler address fails before anything is written."""
     out = Path(out)
     if workers < 1:
         raise InputError(f"--workers must be >= 1, got {workers}")
+    check_scheduler(scheduler_of(workers))
     check_writable(out)
     return out
 
@@ -285,9 +298,11 @@ def format_summary(summary: dict) -> str:
     """Human-readable end-of-run report: counts, then one line per broken model and warning."""
     lines = [
         f"{summary['out']}: imported {len(summary['imported'])}, already done {len(summary['existing'])}, "
-        f"broken {len(summary['broken'])} ({summary['seconds']:.1f} s)"
+        f"broken {len(summary['broken'])}, degenerate {len(summary['degenerate'])} (kept out of the splits) "
+        f"({summary['seconds']:.1f} s)"
     ]
     lines += [f"  broken  {b['key']}: {b['reason']}" for b in summary["broken"]]
+    lines += [f"  degenerate {d['key']}: {d['reason']}" for d in summary["degenerate"]]
     lines += [f"  warning {w['key']}: {w['reason']}" for w in summary["warnings"]]
     return "\n".join(lines)
 
@@ -306,7 +321,9 @@ def _settings(args: argparse.Namespace) -> ImportSettings:
 
 def cmd_import(args: argparse.Namespace) -> int:
     s = _settings(args)
-    common = dict(workers=args.workers, limit=args.limit, settings=s)
+    common = dict(
+        workers=Workers(args.workers, getattr(args, "scheduler", None)), limit=args.limit, settings=s
+    )
     if args.import_cmd == "r2n2":
         summary = import_r2n2(
             args.renders,
@@ -341,7 +358,16 @@ def add_import_parser(subparsers: argparse._SubParsersAction) -> argparse.Argume
         q.add_argument(
             "--out", "--output-dir", required=True, type=Path, help="dataset folder (created/completed)"
         )
-        q.add_argument("--workers", type=int, default=1, help="parallel processes (default 1)")
+        q.add_argument(
+            "--workers", type=int, default=1, help="parallel processes on this machine (default 1)"
+        )
+        q.add_argument(
+            "--scheduler",
+            metavar="ADDRESS",
+            default=None,
+            help="run on the Dask cluster at this address (tcp://host:8786 from `dask scheduler`; "
+            "its workers must see --out); default: this machine",
+        )
         q.add_argument(
             "--limit", type=int, default=None, help="import at most this many models (default all)"
         )

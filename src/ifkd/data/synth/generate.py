@@ -16,10 +16,12 @@ import numpy as np
 
 from ifkd.data.categories import SPLIT_FRACTIONS
 from ifkd.data.format import (
+    IOU_POINTS,
     RENDER_DIR,
     SHAPE_FILE,
     VOXEL_RESOLUTIONS,
     ShapeRecord,
+    iou_arrays,
     write_index,
     write_shape,
     write_views,
@@ -27,7 +29,7 @@ from ifkd.data.format import (
 from ifkd.data.synth.families import CATEGORIES, make_shape
 from ifkd.engine import Failed, check_scheduler, run_tasks
 from ifkd.geometry.camera import Viewpoint, view_transform
-from ifkd.geometry.sampling import sample_point_values
+from ifkd.geometry.sampling import PADDED_HALF, sample_point_values, sample_uniform
 from ifkd.io import check_writable
 from ifkd.render.raycast import render
 
@@ -43,6 +45,9 @@ class SynthSettings:
     n_uniform: int = 128
     surface_points: int = 16_384
     voxel_resolutions: tuple[int, ...] = VOXEL_RESOLUTIONS
+    iou_points: int = IOU_POINTS
+    """OccNet-style evaluation points (uniform in the padded box, exact analytic labels), written for the
+    test split's shapes only (evaluation reads nothing else; 0: none)"""
     supersample: int | None = None
     """anti-aliasing sub-samples per pixel side (alpha = filtered coverage, like R2N2's Blender renders);
     None: 2 at 137 px, more for smaller images so sub-samples stay <= 1/274 of the width apart"""
@@ -113,9 +118,14 @@ def generate_shape(root: Path, category: str, index: int, s: SynthSettings) -> s
         render(mesh, view_transform(v), s.image_size, supersample=ss, filter_width=s.filter_width).rgba
         for v in views
     ]
+    record = ShapeRecord(points, occ, surface, normals, voxels)
+    if s.iou_points and key in plan_splits(s)["test"]:
+        # their own stream, so the other arrays stay what they were before evaluation points existed
+        pts = sample_uniform(s.iou_points, np.random.default_rng([seed, 1]), PADDED_HALF).astype(np.float16)
+        record.extra.update(iou_arrays(pts, shape.occupancy(pts.astype(np.float64))))
     write_views(folder / RENDER_DIR, views, images)
     # shape.npz last: its presence marks the shape complete (resumability).
-    write_shape(folder / SHAPE_FILE, ShapeRecord(points, occ, surface, normals, voxels))
+    write_shape(folder / SHAPE_FILE, record)
     return key
 
 
