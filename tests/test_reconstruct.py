@@ -101,7 +101,7 @@ def fitted(runs, tiny_dataset) -> dict[str, tuple[Reconstructor, dict[str, torch
     out = {}
     with torch.random.fork_rng():
         torch.set_num_threads(1)
-        for name, steps, lr in (("teacher", 12, 1e-2), ("student", 80, 1e-2)):
+        for name, steps, lr in (("teacher", 12, 1e-2), ("student", 300, 1e-2)):
             rec = Reconstructor.from_run(runs[name], device="cpu")
             out[name] = (rec, overfit(rec, tiny_dataset, steps, lr))
     return out
