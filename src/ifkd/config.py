@@ -2,124 +2,207 @@
 
 A run folder always holds the resolved ``config.json``; :func:`load_config` rebuilds the dataclasses
 from it with type checks (no pickle, no import paths in configs).
+
+Every field's annotation is its contract: ``Literal[...]`` for a fixed set of strings, and
+``Annotated[int | float, Rule(...)]`` for a range. :func:`check_config` enforces both, and it runs on
+every way a config is made: presets (:func:`get_preset`), ``--set`` overrides (:func:`apply_overrides`),
+JSON (:func:`config_from_dict`, :func:`load_config`) and the trainer's entry point. A violation is an
+:class:`ifkd.io.InputError` of one line naming the field, the bad value and what the field accepts,
+e.g. ``student.skip: 'nonsense' is not one of 'skip', 'cnn5', 'stn'``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import numbers
 import types
 import typing
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from ifkd.geometry.camera import NOMINAL_DISTANCE_RATIO
+from ifkd.io import InputError, atomic_write_text
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A range rule on a number (bounds, a divisor) or on a tuple's length."""
+
+    gt: float | None = None
+    ge: float | None = None
+    lt: float | None = None
+    le: float | None = None
+    multiple_of: int | None = None
+    length: int | None = None
+
+    def violation(self, value: Any) -> str | None:
+        """Why ``value`` breaks the rule (``"must be > 0"``), or None when it does not."""
+        if self.length is not None:
+            return None if len(value) == self.length else f"must list {self.length} values"
+        low = None if self.gt is None and self.ge is None else ("(" if self.gt is not None else "[")
+        high = None if self.lt is None and self.le is None else (")" if self.lt is not None else "]")
+        lo = self.gt if self.gt is not None else self.ge
+        hi = self.lt if self.lt is not None else self.le
+        ok = (
+            (self.gt is None or value > self.gt)
+            and (self.ge is None or value >= self.ge)
+            and (self.lt is None or value < self.lt)
+            and (self.le is None or value <= self.le)
+        )
+        if not ok:
+            if low is not None and high is not None:
+                return f"must be in {low}{_num(lo)}, {_num(hi)}{high}"
+            if low is not None:
+                return f"must be {'>' if low == '(' else '>='} {_num(lo)}"
+            return f"must be {'<' if high == ')' else '<='} {_num(hi)}"
+        if self.multiple_of is not None and value % self.multiple_of:
+            return f"must be a multiple of {self.multiple_of}"
+        return None
+
+
+def _num(x: float | None) -> str:
+    return str(int(x)) if x is not None and float(x).is_integer() else str(x)
+
+
+Positive = Rule(gt=0)
+NonNegative = Rule(ge=0)
+Fraction = Rule(ge=0, le=1)
+"""in [0, 1]"""
+
+PositiveInt = Annotated[int, Rule(ge=1)]
+NonNegativeInt = Annotated[int, NonNegative]
+
+MethodName = Literal[
+    "teacher",
+    "teacher-simple",
+    "ifkd",
+    "ifkd-nokd",
+    "ifkd-simple-teacher",
+    "ifkd-cnn5",
+    "ifkd-stn",
+    "ifkd-global",
+    "global",
+    "camera",
+]
+"""The names of :data:`ifkd.methods.METHODS` (a test keeps the two equal; config sits below methods in
+the import order, so the registry cannot be read here)."""
+PresetName = Literal["paper", "cpu", "tiny"]
+TeacherKind = Literal["ifnet", "simple"]
+SkipKind = Literal["skip", "cnn5", "stn"]
+NormKind = Literal["batch", "group", "none"]
+KdFeature = Literal["pixel", "point"]
+LrSchedule = Literal["constant", "cosine"]
 
 
 @dataclass(frozen=True)
 class DataConfig:
-    image_size: int = 128
+    image_size: PositiveInt = 128
     """student input size in pixels (renders are resized to this)"""
-    points_per_shape: int = 2048
+    points_per_shape: PositiveInt = 2048
     """point-value pairs drawn per shape and step (OccNet: 2048)"""
-    voxel_resolution: int = 32
-    """teacher input voxel grid (paper 128; cpu 32)"""
-    uniform_fraction: float = 0.0
+    voxel_resolution: Annotated[int, Rule(ge=8, multiple_of=8)] = 32
+    """teacher input voxel grid (paper 128; cpu 32); the teacher halves it 3 times"""
+    uniform_fraction: Annotated[float, Fraction] = 0.0
     """share of each shape's training points drawn uniformly in [-0.55, 0.55]^3 and labelled from the
     128^3 voxels (OccNet trains on uniform points); 0 = the paper's IM-NET-style pairs only"""
-    views_per_shape: int | None = None
+    views_per_shape: PositiveInt | None = None
     """use at most this many views per shape (None: all on disk)"""
-    background: float = 1.0
+    background: Annotated[float, Fraction] = 1.0
     """grey level the RGBA renders are composited on (1.0 = white, as R2N2 users do)"""
-    num_workers: int = 0
+    num_workers: NonNegativeInt = 0
     """DataLoader worker processes"""
 
 
 @dataclass(frozen=True)
 class TeacherConfig:
-    kind: str = "ifnet"
+    kind: TeacherKind = "ifnet"
     """'ifnet' (5 scales, concatenated) or 'simple' (4-layer 3D CNN, last layer only)"""
-    channels: tuple[int, ...] = (16, 32, 64, 128)
+    channels: Annotated[tuple[PositiveInt, ...], Rule(length=4)] = (16, 32, 64, 128)
     """widths of the 4 conv stages (the input grid is the 5th scale)"""
-    decoder_hidden: int = 256
+    decoder_hidden: PositiveInt = 256
     """hidden width of the teacher's MLP decoder"""
 
 
 @dataclass(frozen=True)
 class StudentConfig:
-    base_channels: int = 64
+    base_channels: PositiveInt = 64
     """U-Net base width (paper 64); widths double per level"""
-    depth: int = 4
+    depth: PositiveInt = 4
     """down/up levels (the original U-Net: 4)"""
-    feature_channels: int = 64
+    feature_channels: PositiveInt = 64
     """channels of the output feature map sampled at projected points (z1)"""
-    skip: str = "skip"
+    skip: SkipKind = "skip"
     """skip-connection variant: 'skip' | 'cnn5' | 'stn'"""
-    norm: str = "batch"
+    norm: NormKind = "batch"
     """normalisation in the U-Net's conv blocks: 'batch' | 'group' | 'none'"""
-    decoder_hidden: int = 256
+    decoder_hidden: PositiveInt = 256
     """hidden width of the 5-layer LeakyReLU decoder"""
-    kd_feature: str = "pixel"
+    kd_feature: KdFeature = "pixel"
     """the student feature the KD head maps to the teacher's z2: 'pixel' (z1, the sampled U-Net feature,
     the same all along a camera ray) or 'point' (the decoder's first hidden layer, which also sees the
     point's position and so can follow z2 along the ray)"""
     global_code: bool = False
     """concatenate a pooled bottleneck code to z1 (the ifkd-global variant)"""
-    latent_dim: int = 256
+    latent_dim: PositiveInt = 256
     """global latent size for the 'global' and 'camera' baselines"""
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    epochs_recon: int = 50
+    epochs_recon: NonNegativeInt = 50
     """E1: epochs with the reconstruction loss only"""
-    epochs_kd: int = 30
+    epochs_kd: NonNegativeInt = 30
     """E2: epochs with reconstruction + lambda * KD"""
-    kd_weight: float = 1.0
+    kd_weight: Annotated[float, NonNegative] = 1.0
     """lambda in front of the L1 feature loss"""
-    lr: float = 1e-3
-    lr_schedule: str = "constant"
+    lr: Annotated[float, Positive] = 1e-3
+    lr_schedule: LrSchedule = "constant"
     """'constant' (the paper) or 'cosine': lr decays from ``lr`` to ``lr * lr_final`` over the run's
     planned steps (all epochs x steps per epoch), so that a run of fixed length
     ends annealed instead of wherever Adam's noise left it"""
-    lr_final: float = 0.05
+    lr_final: Annotated[float, Fraction] = 0.05
     """the cosine schedule's last learning rate, as a fraction of ``lr``"""
-    batch_size: int = 32
+    batch_size: PositiveInt = 32
     seed: int = 0
-    checkpoint_every: int = 0
+    checkpoint_every: NonNegativeInt = 0
     """save 'last' every this many steps as well as at epoch ends (0: epoch ends only)"""
-    val_shapes: int = 32
+    val_shapes: NonNegativeInt = 32
     """validation shapes scored for IoU each epoch (0: skip)"""
-    val_points: int = 8192
+    val_points: PositiveInt = 8192
     """uniform points per validation shape for the volumetric IoU that picks 'best' (OccNet's
     validation: points uniform in the padded box, labelled from the 128^3 voxels); the IoU at the
     near-surface training pairs is logged beside it as ``val_iou_surface``"""
     amp: bool = True
     """bf16 autocast + channels_last on CUDA (ignored on CPU)"""
-    max_steps: int = 0
+    max_steps: NonNegativeInt = 0
     """stop after this many optimiser steps (0: no limit); for smoke runs and budgets"""
 
 
 @dataclass(frozen=True)
 class EvalConfig:
-    resolution: int = 128
+    resolution: Annotated[int, Rule(ge=8)] = 128
     """marching-cubes grid (corners per side - 1)"""
-    threshold: float = 0.5
-    coarse_resolution: int = 32
+    threshold: Annotated[float, Rule(gt=0, lt=1)] = 0.5
+    """occupancy probability of the surface"""
+    coarse_resolution: PositiveInt = 32
     """first level of the coarse-to-fine extraction"""
-    iou_points: int = 100_000
-    surface_points: int = 100_000
+    iou_points: PositiveInt = 100_000
+    surface_points: PositiveInt = 100_000
     """OccNet uses 100k samples each for Chamfer-L1; the paper 4k (set 4096 for its protocol)"""
-    edge_points: int = 16_384
-    distance_ratio: float = 0.775
+    edge_points: PositiveInt = 16_384
+    distance_ratio: Annotated[float, Positive] = NOMINAL_DISTANCE_RATIO
     """camera distance ratio assumed at inference when the pose is unknown (R2N2 spans 0.65-0.9)"""
-    points_per_chunk: int = 65_536
+    points_per_chunk: PositiveInt = 65_536
     """decoder queries per forward pass during extraction (memory vs speed)"""
 
 
 @dataclass(frozen=True)
 class Config:
-    method: str = "ifkd"
-    preset: str = "cpu"
+    method: MethodName = "ifkd"
+    preset: PresetName = "cpu"
     data: DataConfig = field(default_factory=DataConfig)
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
     student: StudentConfig = field(default_factory=StudentConfig)
@@ -162,104 +245,192 @@ PRESETS: dict[str, Config] = {
 
 
 def get_preset(name: str) -> Config:
+    """The named preset, checked like every other config."""
     try:
-        return PRESETS[name]
+        cfg = PRESETS[name]
     except KeyError:
-        raise ValueError(f"unknown preset {name!r}; choose from {sorted(PRESETS)}") from None
+        raise InputError(f"unknown preset {name!r}; choose from {', '.join(map(repr, PRESETS))}") from None
+    return check_config(cfg)
 
 
-def _coerce(value: str, typ: Any, key: str) -> Any:
-    """Parse a command-line string into the declared field type."""
-    origin = typing.get_origin(typ)
-    args = typing.get_args(typ)
-    if origin is typing.Union or origin is types.UnionType:
-        if value.lower() in ("none", "null"):
-            return None
-        inner = [a for a in args if a is not type(None)]
-        return _coerce(value, inner[0], key)
-    if origin is tuple:
-        parts = [p for p in value.strip("()[]").split(",") if p.strip()]
-        return tuple(_coerce(p.strip(), args[0], key) for p in parts)
-    if typ is bool:
-        if value.lower() in ("1", "true", "yes", "on"):
-            return True
-        if value.lower() in ("0", "false", "no", "off"):
-            return False
-        raise ValueError(f"--set {key}: expected a boolean, got {value!r}")
-    try:
-        return typ(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"--set {key}: cannot read {value!r} as {getattr(typ, '__name__', typ)}") from None
-
-
+# ----------------------------------------------------------------------------------- checking
 def _hints(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
+    return typing.get_type_hints(cls, include_extras=True)
 
 
-def apply_overrides(cfg: Config, overrides: list[str] | None) -> Config:
-    """Apply ``section.key=value`` strings (e.g. ``train.epochs_recon=5``) to a config."""
-    for item in overrides or []:
-        if "=" not in item:
-            raise ValueError(f"--set {item!r}: expected key=value, e.g. train.lr=3e-4")
-        key, value = item.split("=", 1)
-        path = key.strip().split(".")
-        cfg = _set_path(cfg, path, value.strip(), key)
-    return cfg
+def _split(typ: Any) -> tuple[Any, list[Rule], bool]:
+    """An annotation -> (bare type, its range rules, whether None is allowed)."""
+    rules: list[Rule] = []
+    nullable = False
+    origin = typing.get_origin(typ)
+    if origin is typing.Union or origin is types.UnionType:
+        inner = [a for a in typing.get_args(typ) if a is not type(None)]
+        if len(inner) != 1:
+            raise TypeError(f"unsupported config annotation {typ!r}")
+        nullable, typ = True, inner[0]
+    if typing.get_origin(typ) is Annotated:
+        typ, *meta = typing.get_args(typ)
+        rules = [m for m in meta if isinstance(m, Rule)]
+    return typ, rules, nullable
 
 
-def _set_path(obj: Any, path: list[str], value: str, key: str) -> Any:
-    names = {f.name for f in fields(obj)}
-    if path[0] not in names:
-        raise ValueError(f"--set {key}: unknown field {path[0]!r} (known: {sorted(names)})")
-    current = getattr(obj, path[0])
-    if len(path) == 1:
-        if is_dataclass(current):
-            raise ValueError(f"--set {key}: {path[0]!r} is a section, name one of its fields")
-        return replace(obj, **{path[0]: _coerce(value, _hints(type(obj))[path[0]], key)})
-    if not is_dataclass(current):
-        raise ValueError(f"--set {key}: {path[0]!r} is not a section")
-    return replace(obj, **{path[0]: _set_path(current, path[1:], value, key)})
+def _or_null(text: str, nullable: bool) -> str:
+    return f"{text} or null" if nullable else text
+
+
+def check_value(value: Any, typ: Any, name: str) -> Any:
+    """``value`` checked against the field annotation ``typ``; returns it normalised (a list becomes a
+    tuple, a numpy integer an int). Raises :class:`InputError` ``"name: value <what is wrong>"``."""
+    base, rules, nullable = _split(typ)
+    if value is None and nullable:
+        return None
+    origin = typing.get_origin(base)
+    if origin is Literal:
+        choices = typing.get_args(base)
+        if not (isinstance(value, str) and value in choices):
+            raise InputError(f"{name}: {value!r} is not one of {', '.join(map(repr, choices))}")
+    elif origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise InputError(f"{name}: {value!r} is not {_or_null('a list', nullable)}")
+        value = tuple(check_value(v, typing.get_args(base)[0], f"{name}[{i}]") for i, v in enumerate(value))
+    elif base is bool:
+        if not isinstance(value, bool):
+            raise InputError(f"{name}: {value!r} is not {_or_null('a boolean (true or false)', nullable)}")
+    elif base is int:
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            raise InputError(f"{name}: {value!r} is not {_or_null('an integer', nullable)}")
+        value = int(value)
+    elif base is float:
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise InputError(f"{name}: {value!r} is not {_or_null('a number', nullable)}")
+        value = int(value) if isinstance(value, numbers.Integral) else float(value)
+        if not math.isfinite(value):
+            raise InputError(f"{name}: {value!r} is not a finite number")
+    elif base is str:
+        if not isinstance(value, str):
+            raise InputError(f"{name}: {value!r} is not {_or_null('a string', nullable)}")
+    else:
+        raise TypeError(f"{name}: unsupported config annotation {typ!r}")
+    for rule in rules:
+        why = rule.violation(value)
+        if why:
+            raise InputError(f"{name}: {value!r} {why}")
+    return value
+
+
+def check_config(cfg: Any) -> Any:
+    """Check every field of a config (or of one section) against its annotation; returns the config
+    normalised (lists -> tuples). Raises :class:`InputError` naming the first bad field."""
+    return config_from_dict(config_to_dict(cfg), type(cfg))
+
+
+def _dotted(where: str, name: str) -> str:
+    return f"{where}.{name}" if where else name
+
+
+def config_from_dict(data: Any, cls: type = Config, where: str = "") -> Any:
+    """Checked rebuild of a dataclass from JSON data. Missing keys take their defaults (runs saved
+    before a field existed); unknown keys, wrong types and out-of-range values raise
+    :class:`InputError` naming the dotted field (``where`` is the section's own dotted name)."""
+    if not isinstance(data, dict):
+        raise InputError(f"{where or 'config'}: {data!r} is not an object (a JSON {{...}} section)")
+    hints = _hints(cls)
+    known = [f.name for f in fields(cls)]
+    unknown = [k for k in data if k not in known]
+    if unknown:
+        names = ", ".join(_dotted(where, str(k)) for k in unknown)
+        raise InputError(f"{names}: unknown field{'s' * (len(unknown) > 1)} (known: {', '.join(known)})")
+    kwargs = {}
+    for name, value in data.items():
+        typ = hints[name]
+        if is_dataclass(typ):
+            kwargs[name] = config_from_dict(value, typ, _dotted(where, name))
+        else:
+            kwargs[name] = check_value(value, typ, _dotted(where, name))
+    return cls(**kwargs)
 
 
 def config_to_dict(cfg: Any) -> dict[str, Any]:
     return dataclasses.asdict(cfg)
 
 
-def config_from_dict(data: dict[str, Any], cls: type = Config, where: str = "config") -> Any:
-    """Typed rebuild of a dataclass from JSON data; unknown keys are an error naming them."""
-    if not isinstance(data, dict):
-        raise ValueError(f"{where}: expected an object, got {type(data).__name__}")
-    hints = _hints(cls)
-    known = {f.name for f in fields(cls)}
-    unknown = set(data) - known
-    if unknown:
-        raise ValueError(f"{where}: unknown keys {sorted(unknown)}")
-    kwargs = {}
-    for name, value in data.items():
-        typ = hints[name]
-        if is_dataclass(typ):
-            kwargs[name] = config_from_dict(value, typ, f"{where}.{name}")
-        elif typing.get_origin(typ) is tuple:
-            kwargs[name] = tuple(value)
-        else:
-            kwargs[name] = value
-    return cls(**kwargs)
+# ----------------------------------------------------------------------------------- --set overrides
+def _parse(text: str, typ: Any, name: str) -> Any:
+    """A command-line string -> a value of the field's type (unchecked: :func:`check_value` follows)."""
+    base, _, nullable = _split(typ)
+    if nullable and text.lower() in ("none", "null"):
+        return None
+    if typing.get_origin(base) is tuple:
+        parts = [p.strip() for p in text.strip("()[]").split(",") if p.strip()]
+        return tuple(_parse(p, typing.get_args(base)[0], name) for p in parts)
+    if base is bool:
+        if text.lower() in ("1", "true", "yes", "on"):
+            return True
+        if text.lower() in ("0", "false", "no", "off"):
+            return False
+        raise InputError(f"{name}: {text!r} is not {_or_null('a boolean (true or false)', nullable)}")
+    if base is int:
+        try:
+            return int(text)
+        except ValueError:
+            raise InputError(f"{name}: {text!r} is not {_or_null('an integer', nullable)}") from None
+    if base is float:
+        try:
+            return float(text)
+        except ValueError:
+            raise InputError(f"{name}: {text!r} is not {_or_null('a number', nullable)}") from None
+    return text  # str and Literal fields: check_value checks the choice
 
 
+def apply_overrides(cfg: Config, overrides: list[str] | None) -> Config:
+    """Apply ``section.key=value`` strings (e.g. ``train.epochs_recon=5``) to a config; each value is
+    checked like a loaded one (:class:`InputError` ``--set section.key: ...`` otherwise)."""
+    for item in overrides or []:
+        if "=" not in item:
+            raise InputError(f"--set {item!r}: expected key=value, e.g. train.lr=3e-4")
+        key, value = item.split("=", 1)
+        try:
+            cfg = _set_path(cfg, key.strip().split("."), value.strip(), key.strip())
+        except InputError as exc:
+            raise InputError(f"--set {exc}") from None
+    return cfg
+
+
+def _set_path(obj: Any, path: list[str], value: str, key: str) -> Any:
+    names = [f.name for f in fields(obj)]
+    if path[0] not in names:
+        raise InputError(f"{key}: unknown field {path[0]!r} (known: {', '.join(names)})")
+    current = getattr(obj, path[0])
+    if len(path) == 1:
+        if is_dataclass(current):
+            raise InputError(f"{key}: {path[0]!r} is a section, name one of its fields")
+        typ = _hints(type(obj))[path[0]]
+        return replace(obj, **{path[0]: check_value(_parse(value, typ, key), typ, key)})
+    if not is_dataclass(current):
+        raise InputError(f"{key}: {path[0]!r} is not a section")
+    return replace(obj, **{path[0]: _set_path(current, path[1:], value, key)})
+
+
+# ----------------------------------------------------------------------------------- files
 def save_config(cfg: Config, path: str | Path) -> None:
-    from ifkd.io import atomic_write_text
-
     atomic_write_text(Path(path), json.dumps(config_to_dict(cfg), indent=2) + "\n")
 
 
 def load_config(path: str | Path) -> Config:
+    """A run's ``config.json`` (or the file itself) -> the checked :class:`Config`. Every problem but a
+    missing file (FileNotFoundError) is an :class:`InputError` starting with the file's path."""
     path = Path(path)
     if path.is_dir():
         path = path / "config.json"
     if not path.is_file():
         raise FileNotFoundError(f"{path}: config file not found")
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
-    return config_from_dict(data, Config, str(path))
+        raise InputError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: not valid JSON (not UTF-8 text)") from None
+    try:
+        return config_from_dict(data, Config)
+    except InputError as exc:
+        raise InputError(f"{path}: {exc}") from None

@@ -46,15 +46,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def build_config(method: str, preset: str, overrides: list[str], seed: int | None):
-    """preset -> method overrides -> --set overrides -> seed: the resolved config of a run."""
-    from ifkd.config import apply_overrides, get_preset
+    """preset -> method overrides -> --set overrides -> seed: the resolved config of a run, checked
+    (:class:`InputError` naming the field) before anything is written."""
+    from ifkd.config import apply_overrides, check_config, get_preset
     from ifkd.methods import method_config
 
     try:
         cfg = method_config(method, get_preset(preset))
         if seed is not None:
             overrides = [*overrides, f"train.seed={seed}"]
-        return apply_overrides(cfg, overrides)
+        return check_config(apply_overrides(cfg, overrides))
     except ValueError as exc:
         raise InputError(str(exc)) from None
 
@@ -64,7 +65,7 @@ def _run(args: argparse.Namespace, method: str, teacher: Path | None) -> int:
     from ifkd.train.loop import train
 
     if args.resume and (args.out / "config.json").is_file():
-        cfg = load_config(args.out)  # the saved config is authoritative on resume
+        cfg = load_config(args.out)  # the saved config is authoritative on resume (checked as it loads)
         if args.overrides:
             print("note: --set is ignored with --resume; the run's config.json is used")
     else:

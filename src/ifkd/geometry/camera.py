@@ -40,6 +40,9 @@ SENSOR_MM = 32.0
 """Sensor width of the R2N2 Blender camera, in millimetres."""
 CAM_MAX_DIST = 1.75
 """Camera distance = distance_ratio * CAM_MAX_DIST (object-frame units)."""
+NOMINAL_DISTANCE_RATIO = 0.775
+"""The distance ratio assumed when a view's true one is unknown (inference on a plain image): the middle
+of R2N2's range 0.65-0.9. The one copy: ``EvalConfig.distance_ratio`` and the models refer to it."""
 NORMALISED_FOCAL = 2.0 * F_MM / SENSOR_MM
 """Focal length in normalised image units ([-1, 1] across the width): 2.1875."""
 FOV_DEG = float(np.degrees(2.0 * np.arctan(SENSOR_MM / (2.0 * F_MM))))

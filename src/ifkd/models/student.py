@@ -14,14 +14,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from ifkd.config import StudentConfig
-from ifkd.geometry.camera import CAM_MAX_DIST, fixed_camera_matrix, project
+from ifkd.geometry.camera import CAM_MAX_DIST, NOMINAL_DISTANCE_RATIO, fixed_camera_matrix, project
 from ifkd.models.base import Batch, Method
 from ifkd.models.decoder import PointDecoder
 from ifkd.models.sampling import full_precision, sample_image
 from ifkd.models.unet import UNet
 
-NOMINAL_DISTANCE = 0.8 * CAM_MAX_DIST
-"""Camera distance assumed when the true one is unknown: R2N2's typical ratio 0.8 x 1.75 = 1.4."""
+NOMINAL_DISTANCE = NOMINAL_DISTANCE_RATIO * CAM_MAX_DIST
+"""Camera distance assumed when the true one is unknown: the camera module's nominal ratio (the middle
+of R2N2's range, :data:`~ifkd.geometry.camera.NOMINAL_DISTANCE_RATIO`) x 1.75, as the reconstructor uses."""
 KD_FEATURES = ("pixel", "point")
 """What the KD head reads: z1 (``pixel``) or the decoder's first hidden layer (``point``)."""
 POSITION_DIMS = 3

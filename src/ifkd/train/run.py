@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ifkd.config import Config
+from ifkd.config import Config, check_config
 from ifkd.io import InputError
 from ifkd.models.base import Method
 from ifkd.train.checkpoint import load_model
@@ -84,6 +84,7 @@ def train(
     from ifkd.methods import build_method, get_spec
     from ifkd.train.loop import fit  # here, not at the top: loop re-exports train from this module
 
+    cfg = check_config(cfg)  # a bad value fails here, in one line, before the run folder is touched
     try:
         spec = get_spec(cfg.method)
     except ValueError as exc:
