@@ -14,13 +14,15 @@ numbers of the raw mesh, numpy Barnes-Hut) is loaded from git (``--old-rev``) an
 it never made evaluation labels, so its 100k labels are timed with its own inside test.
 Pin to one core for the per-core figures: ``taskset -c 0 python benchmarks/bench_import.py``.
 
-Writes benchmarks/results/import.{json,md}.
+Writes benchmarks/results/import.{json,md} (and import.partial.json while it runs: a rerun of the same
+command goes on from there).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import subprocess
 import sys
 import tempfile
@@ -29,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 import trimesh
-from common import machine, machine_line, write_results
+from common import RESULTS, machine, machine_line, write_results
 
 from ifkd.data.format import IOU_OCC_KEY, IOU_POINTS_KEY
 from ifkd.data.shapenet import meshes
@@ -40,6 +42,7 @@ from ifkd.geometry.camera import view_transform
 from ifkd.geometry.inside import InsideTest
 from ifkd.geometry.sampling import PADDED_HALF
 from ifkd.geometry.soup import shapenet_soup
+from ifkd.io import atomic_write_json
 from ifkd.render.raycast import render
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -117,8 +120,14 @@ def main() -> None:
     ap.add_argument("--name", default="import")
     args = ap.parse_args()
     old = load_old(args.old_rev)
-    rows, result = [], {"soups": {}, "real": {}}
+    m = machine()
+    # Each finished model is saved at once; a rerun of the same command skips the models already there.
+    partial = RESULTS / f"{args.name}.partial.json"
+    result = json.loads(partial.read_text()) if partial.is_file() else {"soups": {}, "real": {}}
+    rows = []
     for cat in args.categories:
+        if cat in result["soups"]:
+            continue
         soup, shape = soup_of(cat, args.faces, seed=3)
         entry = {"faces": len(soup.faces)}
         runs = {"new": run_new(soup, args.views)}
@@ -133,7 +142,10 @@ def main() -> None:
             }
         result["soups"][cat] = entry
         print(cat, entry, flush=True)
+        atomic_write_json(partial, result)
     for path in meshes.find_mesh_files(args.folder):
+        if path.name in result["real"]:
+            continue
         mesh = meshes.normalise(meshes.load_mesh(path))[0]
         entry = {"faces": len(mesh.faces)}
         for name, fn in (
@@ -146,7 +158,7 @@ def main() -> None:
         entry["agreement"] = round(float((InsideTest(mesh)(pts) == occ).mean()), 4)
         result["real"][path.name] = entry
         print(path.name, entry, flush=True)
-    m = machine()
+        atomic_write_json(partial, result)
     result["machine"] = m
     result["command"] = "taskset -c 0 python " + " ".join(["benchmarks/bench_import.py", *sys.argv[1:]])
 
@@ -213,6 +225,7 @@ def main() -> None:
         ]
     )
     write_results(args.name, result, md + "\n")
+    partial.unlink()
     print(md)
 
 
