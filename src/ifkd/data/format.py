@@ -54,11 +54,17 @@ SHAPE_ARRAYS = {
     "voxels_<R>": "packed bits of a (R, R, R) bool grid [x, y, z] on [-0.5, 0.5]^3 (R in 32/64/128)",
     "iou_points": "optional (K, 3) float16: OccNet's evaluation points, uniform in [-0.55, 0.55]^3 (K=100k)",
     "iou_occupancies": "optional packed bits of the (K,) exact labels of iou_points",
+    "eval_surface_points": "optional (S, 3) float16: OccNet-size surface samples for the metrics (S=100k)",
+    "eval_surface_normals": "optional (S, 3) float16: their unit outward normals",
 }
 IOU_POINTS_KEY = "iou_points"
 IOU_OCC_KEY = "iou_occupancies"
 IOU_POINTS = 100_000
 """Evaluation points per shape (OccNet's points.npz holds 100k)."""
+EVAL_SURFACE_KEYS = ("eval_surface_points", "eval_surface_normals")
+EVAL_SURFACE_POINTS = 100_000
+"""Ground-truth surface samples per shape for Chamfer, F-score and normals (OccNet's pointcloud.npz holds
+100k; the 16k training-time ``surface_points`` leave a perfect sphere at F@1% 0.87)."""
 
 MAX_IMAGE_PIXELS = 4096 * 4096
 """Refuse images larger than this (decompression bombs)."""
@@ -111,6 +117,31 @@ def iou_arrays(points: np.ndarray, occupancies: np.ndarray) -> dict[str, np.ndar
         IOU_POINTS_KEY: np.asarray(points, dtype=np.float16),
         IOU_OCC_KEY: np.packbits(np.asarray(occupancies, dtype=bool)),
     }
+
+
+def eval_surface_arrays(points: np.ndarray, normals: np.ndarray) -> dict[str, np.ndarray]:
+    """The stored evaluation surface samples (S, 3) and normals (S, 3), float16 as OccNet stores them."""
+    return dict(zip(EVAL_SURFACE_KEYS, (np.asarray(points, np.float16), np.asarray(normals, np.float16))))
+
+
+def read_eval_surface(path: str | Path) -> tuple[np.ndarray, np.ndarray] | None:
+    """(points (S, 3), unit normals (S, 3)) float32 of a ``shape.npz``'s evaluation surface samples, or
+    None when it has none (the metrics then use its ``surface_points``)."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            if EVAL_SURFACE_KEYS[0] not in npz.files:
+                return None
+            pts = _check_points(EVAL_SURFACE_KEYS[0], npz[EVAL_SURFACE_KEYS[0]], path)
+            if EVAL_SURFACE_KEYS[1] not in npz.files:
+                raise InputError(f"{path}: '{EVAL_SURFACE_KEYS[1]}' missing")
+            nrm = _check_points(EVAL_SURFACE_KEYS[1], npz[EVAL_SURFACE_KEYS[1]], path)
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+        raise InputError(f"{path}: unreadable or truncated npz ({exc})") from None
+    if nrm.shape != pts.shape:
+        raise InputError(f"{path}: '{EVAL_SURFACE_KEYS[1]}' shape {nrm.shape} != points {pts.shape}")
+    nrm = nrm / np.maximum(np.linalg.norm(nrm, axis=1, keepdims=True), 1e-12)  # float16 rounding
+    return pts, nrm.astype(np.float32)
 
 
 def read_iou_points(path: str | Path) -> tuple[np.ndarray, np.ndarray] | None:
@@ -283,6 +314,7 @@ def check_shape(root: str | Path, key: str) -> None:
         raise InputError(f"{path}: file not found")
     record = read_shape(path, voxel_resolutions=stored_voxel_resolutions(path))
     iou = read_iou_points(path)
+    read_eval_surface(path)
     names, views = read_views(folder / RENDER_DIR)
     images = [load_image(folder / RENDER_DIR / name) for name in names]
     from ifkd.data.solid_check import solid_problems

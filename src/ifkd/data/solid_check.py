@@ -96,7 +96,7 @@ def solid_problems(
         if cover[worst] < COVER_MIN:
             problems.append(
                 f"solid covers {cover[worst]:.0%} of the object's silhouette in view {worst} "
-                f"(< {COVER_MIN:.0%}: hollow or missing parts)"
+                f"(< {COVER_MIN:.0%}: hollow, missing parts, or thinner than one voxel)"
             )
     return problems
 

@@ -5,13 +5,15 @@ the view's known rotation (view-frame methods) -- equivalent to moving the GT in
 E_i, since every metric is rotation-invariant except the axis-aligned 32^3 voxel IoU, which is
 computed in the canonical frame for all methods alike.
 
-Ground truth per shape: the stored surface samples + normals (Chamfer, normals, F-score, edge
-Chamfer), the 32^3 voxels plus every cell a surface sample falls in (the paper's voxel IoU, binvox-like
-surface + fill on both sides, as the prediction is voxelised) and, for OccNet's volumetric IoU, the
-shape's stored 100k uniform points in the padded box [-0.55, 0.55]^3 with exact labels (analytic for
-procedural shapes, the inside test for imported meshes, OccNet's own for OccNet data). Datasets made
-before those existed fall back to uniform points whose occupancy is looked up in the 128^3 grid (cell
-size 1/128: thin parts lose up to half their IoU); each row says which (``iou_exact_labels``).
+Ground truth per shape: the stored evaluation surface samples + normals (100k, as OccNet's
+pointcloud.npz; the 16k ``surface_points`` for data made before they existed) for Chamfer, normals,
+F-score and edge Chamfer, the 32^3 voxels plus every cell a surface sample falls in (the paper's
+voxel IoU, binvox-like surface + fill on both sides, as the prediction is voxelised) and, for
+OccNet's volumetric IoU, the shape's stored 100k uniform points in the padded box [-0.55, 0.55]^3
+with exact labels (analytic for procedural shapes, the inside test for imported meshes, OccNet's own
+for OccNet data). Datasets made before those existed fall back to uniform points whose occupancy is
+looked up in the 128^3 grid (cell size 1/128: thin parts lose up to half their IoU); each row says
+which (``iou_exact_labels``) and how many GT surface samples it used (``gt_surface_samples``).
 
 :func:`run_evaluation` runs one task per shape through :mod:`ifkd.engine` (in-process, worker
 processes, or a Dask cluster), each worker loading the model once; every finished shape's rows go to
@@ -38,6 +40,7 @@ from ifkd.data.format import (
     RENDER_DIR,
     SHAPE_FILE,
     load_image,
+    read_eval_surface,
     read_index,
     read_iou_points,
     read_shape,
@@ -158,6 +161,8 @@ def _evaluate_shape(rec: Reconstructor, root: Path, key: str, opts: EvalOptions)
     res_in = (cfg.data.voxel_resolution,) if rec.model.input_kind == "voxels" else ()
     gt = read_shape(folder / SHAPE_FILE, voxel_resolutions=tuple(sorted({32, 128, *res_in})))
     names, views = read_views(folder / RENDER_DIR)
+    eval_surface = read_eval_surface(folder / SHAPE_FILE)  # 100k, when the data has them
+    gt_surface, gt_normals = eval_surface if eval_surface else (gt.surface_points, gt.surface_normals)
     stored = read_iou_points(folder / SHAPE_FILE)
     if stored is not None:  # exact labels made with the data (analytic, or the inside test of the mesh)
         iou_pts, iou_occ = stored
@@ -179,8 +184,8 @@ def _evaluate_shape(rec: Reconstructor, root: Path, key: str, opts: EvalOptions)
             mesh = to_object_frame(mesh, view_rotation_gl(view_transform(view)))
         metrics = evaluate_mesh(
             mesh,
-            gt.surface_points,
-            gt.surface_normals,
+            gt_surface,
+            gt_normals,
             iou_pts,
             iou_occ,
             n_surface=cfg.eval.surface_points,
@@ -192,6 +197,7 @@ def _evaluate_shape(rec: Reconstructor, root: Path, key: str, opts: EvalOptions)
         metrics["queries"] = float(out.n_queries)
         metrics["seconds"] = float(sum(out.timings.values()))
         metrics["iou_exact_labels"] = float(stored is not None)
+        metrics["gt_surface_samples"] = float(len(gt_surface))
         rows.append({"shape": key, "category": key.split("/")[0], "view": v, **metrics})
     return rows
 

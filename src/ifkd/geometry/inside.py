@@ -14,20 +14,20 @@ three steps, each fixing one of those pathologies:
    outside. A patch faces the side that sees out more. Patches seen from neither side (inner shells,
    internal faces, the inner one of a double wall) are **hidden**: they lie inside whatever hides them
    and take no part in the labels. Patches seen about equally from both sides are **sheets** (a table
-   top modelled as one face, a wing as one surface): they enclose nothing. Closed patches thinner than
-   one 128^3 voxel on average (a rug, a poster: twice the volume over the area) are **thin**.
+   top modelled as one face, a wing as one surface): they enclose nothing.
 3. **Label**: a point is inside when
 
    - ``|w| >= 0.5``, the generalised winding number (Jacobson et al. 2013; libigl's fast winding
-     numbers, Barill et al. 2018) of the oriented shells (thin ones included): it closes small
+     numbers, Barill et al. 2018) of the oriented shells: it closes small
      openings (a car without a floor, a box missing a face), counts interpenetrating parts once and
      ignores how each part was wound; or
    - **enclosed**: every ray of a fixed set of directions from the point hits the original soup (a
      certificate that needs no orientation at all: a closed part that orientation got wrong stays
      solid); or
-   - within :data:`SHEET_HALF_THICKNESS` of a sheet or a thin shell: a zero-volume part gets the
-     thickness of one 128^3 voxel, as OccNet's depth fusion at 256^3 gives it, instead of vanishing
-     from the labels and the voxel grids.
+   - within :data:`SHEET_HALF_THICKNESS` of a sheet: a zero-volume part gets the thickness of one
+     128^3 voxel, as OccNet's depth fusion at 256^3 gives it, instead of vanishing from the labels and
+     the voxel grids. Closed parts keep their exact volume however thin (a leg 0.01 wide, a rug): they
+     may fall between the voxel centres, as procedural shapes' thin parts do.
 
 What it does not do: a single-layer container (a cup or a bowl modelled as one open surface with no wall
 thickness) is filled up to about its rim, since the winding number cannot tell an opening that a
@@ -112,16 +112,6 @@ def _escape_share(rays, origins: np.ndarray, directions: np.ndarray) -> np.ndarr
     return 1.0 - hit.reshape(n, k).mean(axis=1)
 
 
-def _closed_patches(faces: np.ndarray, labels: np.ndarray, n_patch: int) -> np.ndarray:
-    """(P,) bool: patches in which every edge is shared by two or more of the patch's faces."""
-    edges = np.sort(faces[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2), axis=1)
-    owner = np.repeat(labels, 3)
-    keyed = np.concatenate([owner[:, None], edges], axis=1)
-    _, inverse, counts = np.unique(keyed, axis=0, return_inverse=True, return_counts=True)
-    open_edge = counts[inverse.reshape(-1)] == 1
-    return np.bincount(owner[open_edge], minlength=n_patch) == 0
-
-
 @dataclass(frozen=True)
 class PatchReport:
     """What orientation found: per patch of the cleaned mesh, its role and its two sides' visibility."""
@@ -129,8 +119,8 @@ class PatchReport:
     labels: np.ndarray
     """(F,) patch id of each face of the cleaned mesh"""
     role: np.ndarray
-    """(P,) str: 'shell' (encloses volume, visible), 'thin' (a shell thinner than one 128^3 voxel),
-    'sheet' (both sides visible: encloses nothing), 'hidden' (seen from neither side)"""
+    """(P,) str: 'shell' (encloses volume, visible), 'sheet' (both sides visible: encloses nothing),
+    'hidden' (seen from neither side)"""
     front: np.ndarray
     """(P,) share of rays that escape from the front side's probes (after orientation)"""
     back: np.ndarray
@@ -158,8 +148,8 @@ class InsideTest:
         self.clean, self.report = trimesh.Trimesh(clean.vertices, faces, process=False), report
         role = report.role[report.labels]
         self._v = np.ascontiguousarray(clean.vertices, dtype=np.float64)
-        self._f_solid = np.ascontiguousarray(faces[np.isin(role, ("shell", "thin"))], dtype=np.int64)
-        self._f_sheet = np.ascontiguousarray(faces[np.isin(role, ("sheet", "thin"))], dtype=np.int64)
+        self._f_solid = np.ascontiguousarray(faces[role == "shell"], dtype=np.int64)
+        self._f_sheet = np.ascontiguousarray(faces[role == "sheet"], dtype=np.int64)
         if len(self._f_sheet):
             used = self._v[np.unique(self._f_sheet)]
             self._sheet_box = (
@@ -199,34 +189,13 @@ class InsideTest:
         front, back = np.where(flip, back, front), np.where(flip, front, back)
         hidden = front < VISIBLE_MIN
         sheet = ~hidden & (back >= SHEET_RATIO * front)
-        # Mean thickness of a closed patch = 2 x volume / area (signed tetrahedra about its centroid).
-        centre = (
-            np.stack(
-                [
-                    np.bincount(labels, weights=area * mesh.triangles_center[:, k], minlength=n_patch)
-                    for k in range(3)
-                ],
-                axis=1,
-            )
-            / np.maximum(patch_area, 1e-300)[:, None]
-        )
-        t = mesh.triangles - centre[labels][:, None, :]
-        six_vol = np.bincount(
-            labels, weights=np.einsum("ij,ij->i", t[:, 0], np.cross(t[:, 1], t[:, 2])), minlength=n_patch
-        )
-        thin = (
-            ~hidden
-            & ~sheet
-            & _closed_patches(np.asarray(mesh.faces), labels, n_patch)
-            & (2.0 * np.abs(six_vol) / 6.0 < 2.0 * SHEET_HALF_THICKNESS * patch_area)
-        )
-        role = np.select([hidden, sheet, thin], ["hidden", "sheet", "thin"], "shell")
+        role = np.select([hidden, sheet], ["hidden", "sheet"], "shell")
         faces = np.asarray(mesh.faces).copy()
         faces[flip[labels]] = faces[flip[labels]][:, ::-1]
         return faces, PatchReport(labels, role, front, back)
 
     def winding_number(self, points: np.ndarray) -> np.ndarray:
-        """(N,) generalised winding numbers of points (N, 3) w.r.t. the oriented shells (thin ones too)."""
+        """(N,) generalised winding numbers of points (N, 3) w.r.t. the oriented shells."""
         points = np.ascontiguousarray(np.asarray(points, dtype=np.float64).reshape(-1, 3))
         if len(self._f_solid) == 0 or len(points) == 0:
             return np.zeros(len(points))
@@ -245,7 +214,7 @@ class InsideTest:
         return out
 
     def near_sheet(self, points: np.ndarray) -> np.ndarray:
-        """(N,) bool: within :data:`SHEET_HALF_THICKNESS` of a sheet or thin patch."""
+        """(N,) bool: within :data:`SHEET_HALF_THICKNESS` of a sheet patch."""
         points = np.asarray(points, dtype=np.float64).reshape(-1, 3)
         out = np.zeros(len(points), dtype=bool)
         if not len(self._f_sheet):

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ifkd.data.format import (
+    EVAL_SURFACE_POINTS,
     IOU_POINTS,
     RENDER_DIR,
     SHAPE_FILE,
@@ -44,6 +45,8 @@ class ImportSettings:
     surface_points: int = 16_384
     iou_points: int = IOU_POINTS
     """OccNet-style uniform evaluation points with exact labels (0: none)"""
+    eval_surface_points: int = EVAL_SURFACE_POINTS
+    """OccNet-size surface samples + normals for the metrics (0: none)"""
     voxel_resolutions: tuple[int, ...] = VOXEL_RESOLUTIONS
     seed: int = 0
     views: int = 8
@@ -115,6 +118,7 @@ def _ground_truth(mesh, key: str, s: ImportSettings) -> ShapeRecord:
         s.surface_points,
         s.voxel_resolutions,
         s.iou_points,
+        s.eval_surface_points,
     )
 
 

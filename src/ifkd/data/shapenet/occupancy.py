@@ -109,14 +109,15 @@ def mesh_ground_truth(
     n_surface: int = 16_384,
     voxel_resolutions: tuple[int, ...] = (32, 64, 128),
     n_iou: int = 100_000,
+    n_eval_surface: int = 100_000,
 ):
     """Everything ``shape.npz`` stores, for a mesh already in the object frame -> ShapeRecord.
 
     Points/occupancies go through the same :func:`ifkd.geometry.sampling.sample_point_values` as the
     procedural data; the evaluation points (``n_iou``, 0 for none) are OccNet's 100k uniform ones;
-    surface samples are the visible surface.
+    surface samples (``n_surface``, and ``n_eval_surface`` more for the metrics) are the visible surface.
     """
-    from ifkd.data.format import ShapeRecord, iou_arrays
+    from ifkd.data.format import ShapeRecord, eval_surface_arrays, iou_arrays
 
     inside = InsideTest(mesh, seed=int(rng.integers(1 << 31)))
     surface, normals = outer_surface(inside, n_surface, rng)
@@ -128,4 +129,6 @@ def mesh_ground_truth(
     record = ShapeRecord(points, occ, surface.astype(np.float32), normals.astype(np.float32), voxels)
     if n_iou:
         record.extra.update(iou_arrays(*iou_points(inside, rng, n_iou)))
+    if n_eval_surface:
+        record.extra.update(eval_surface_arrays(*outer_surface(inside, n_eval_surface, rng)))
     return record

@@ -16,11 +16,13 @@ import numpy as np
 
 from ifkd.data.categories import SPLIT_FRACTIONS
 from ifkd.data.format import (
+    EVAL_SURFACE_POINTS,
     IOU_POINTS,
     RENDER_DIR,
     SHAPE_FILE,
     VOXEL_RESOLUTIONS,
     ShapeRecord,
+    eval_surface_arrays,
     iou_arrays,
     write_index,
     write_shape,
@@ -48,6 +50,8 @@ class SynthSettings:
     iou_points: int = IOU_POINTS
     """OccNet-style evaluation points (uniform in the padded box, exact analytic labels), written for the
     test split's shapes only (evaluation reads nothing else; 0: none)"""
+    eval_surface_points: int = EVAL_SURFACE_POINTS
+    """surface samples + normals for the metrics, test split only (0: the metrics use surface_points)"""
     supersample: int | None = None
     """anti-aliasing sub-samples per pixel side (alpha = filtered coverage, like R2N2's Blender renders);
     None: 2 at 137 px, more for smaller images so sub-samples stay <= 1/274 of the width apart"""
@@ -119,10 +123,19 @@ def generate_shape(root: Path, category: str, index: int, s: SynthSettings) -> s
         for v in views
     ]
     record = ShapeRecord(points, occ, surface, normals, voxels)
-    if s.iou_points and key in plan_splits(s)["test"]:
-        # their own stream, so the other arrays stay what they were before evaluation points existed
-        pts = sample_uniform(s.iou_points, np.random.default_rng([seed, 1]), PADDED_HALF).astype(np.float16)
-        record.extra.update(iou_arrays(pts, shape.occupancy(pts.astype(np.float64))))
+    if key in plan_splits(s)["test"]:
+        # their own streams, so the other arrays stay what they were before evaluation arrays existed
+        if s.iou_points:
+            pts = sample_uniform(s.iou_points, np.random.default_rng([seed, 1]), PADDED_HALF).astype(
+                np.float16
+            )
+            record.extra.update(iou_arrays(pts, shape.occupancy(pts.astype(np.float64))))
+        if s.eval_surface_points:
+            record.extra.update(
+                eval_surface_arrays(
+                    *shape.sample_surface(s.eval_surface_points, np.random.default_rng([seed, 2]))
+                )
+            )
     write_views(folder / RENDER_DIR, views, images)
     # shape.npz last: its presence marks the shape complete (resumability).
     write_shape(folder / SHAPE_FILE, record)
