@@ -276,7 +276,7 @@ def test_write_results_md_assembles_every_results_json(tmp_path):
     assert "The paper's claims" in text and "Source: `results/smoke/seen/results.json`" in text
     assert "Source: `results/smoke/model-check/results.json`" in text
     assert "## Budget `smoke`, protocol `unseen`, folder `model-check`" in text
-    assert "## Budget `smoke`, protocol `seen`\n" in text
+    assert "## Budget `smoke`, protocol `seen` (trained on CPU" in text
 
 
 def test_cli_parser_registers_both_verbs():

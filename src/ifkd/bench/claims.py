@@ -122,6 +122,28 @@ def _chamfer_note(claim: Claim, table: Mapping) -> str:
     return f" Chamfer-L1 ×10 {c['a']:.3f} vs {c['b']:.3f}: {agree}."
 
 
+EMPTY_FLAG = 0.10
+"""A method whose meshes are empty more often than this (class mean) is flagged in every claim it
+enters: its IoU and Chamfer are then mostly a count of empty meshes, not a measure of shape."""
+
+
+def _empty_note(claim: Claim, by_protocol: Mapping[str, Mapping]) -> str:
+    """A warning for each side of the claim with more than EMPTY_FLAG empty meshes (equal-steps table)."""
+    results = by_protocol.get(claim.protocol) or {}
+    table = results.get("table") or {}
+    notes = []
+    for m in (claim.a, claim.b):
+        share = table.get(m, {}).get("mean", {}).get("empty")
+        if share is not None and share > EMPTY_FLAG:
+            notes.append(f"{m} leaves {share:.0%} of its meshes empty")
+    if not notes:
+        return ""
+    return (
+        f" **Flagged**: {' and '.join(notes)} (> {EMPTY_FLAG:.0%}): that side has not learnt enough "
+        "to test the claim."
+    )
+
+
 def claim_paragraph(claim: Claim, by_protocol: Mapping[str, Mapping]) -> str:
     """One paragraph: the claim, both numbers with their spread, the difference and the verdict."""
     table, label, missing = _claim_table(claim, by_protocol)
@@ -142,6 +164,7 @@ def claim_paragraph(claim: Claim, by_protocol: Mapping[str, Mapping]) -> str:
     return (
         f"**{claim.statement}** ({claim.protocol}, {label}): {claim.a} {sa} vs {claim.b} {sb} over {seeds}: "
         f"difference {c['gain']:+.3f} in the claim's favour, {verdict}.{_chamfer_note(claim, table)}"
+        f"{_empty_note(claim, by_protocol)}"
     )
 
 

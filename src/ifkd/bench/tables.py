@@ -28,8 +28,16 @@ from ifkd.io import atomic_write_text
 TABLE1_KEYS = ("iou", "iou_voxels_32", "chamfer_l1_x10", "edge_chamfer_x1000", "fscore_1")
 TABLE2_METHODS = ("teacher", "teacher-simple", "ifkd-nokd", "ifkd-simple-teacher", "ifkd")
 TABLE4_METHODS = ("ifkd", "ifkd-cnn5", "ifkd-stn")
-ROW_KEYS = ("iou", "iou_voxels_32", "chamfer_l1_x10", "edge_chamfer_x1000", "fscore_1", "normal_consistency")
-GEN_KEYS = ("iou", "chamfer_l1_x10", "edge_chamfer_x1000", "fscore_1", "normal_consistency")
+ROW_KEYS = (
+    "iou",
+    "iou_voxels_32",
+    "chamfer_l1_x10",
+    "edge_chamfer_x1000",
+    "fscore_1",
+    "normal_consistency",
+    "empty",
+)
+GEN_KEYS = ("iou", "chamfer_l1_x10", "edge_chamfer_x1000", "fscore_1", "normal_consistency", "empty")
 BUDGET_ORDER = {"smoke": 0, "cpu": 1, "full": 2}
 PROTOCOL_ORDER = {"seen": 0, "unseen": 1, "real": 2}
 
@@ -160,12 +168,32 @@ def header(results: Mapping) -> str:
     return out
 
 
+def run_label(results: Mapping) -> str:
+    """Where and how the runs of a results.json were trained: device, precision, optimiser steps.
+
+    The budget's name says what was asked for (``cpu``: sized for 2 cores), not where it ran: a ``cpu``
+    budget run on a GPU trained in bf16 autocast (``train.amp``, CUDA only), on a CPU in fp32.
+    """
+    machine = results.get("machine", {})
+    overrides = results.get("budget_settings", {}).get("overrides", [])
+    amp = "train.amp=false" not in [o.replace(" ", "").lower() for o in overrides]
+    if machine.get("cuda"):
+        where = f"GPU {machine['cuda']}, {'bf16 autocast' if amp else 'fp32'}"
+    else:
+        where = f"CPU {machine.get('cpu', '?')} ({machine.get('cores', '?')} cores), fp32"
+    steps = sorted({int(r["steps"]) for r in results.get("runs", []) if r.get("steps") is not None})
+    span = "" if not steps else f"{steps[0]}" if len(steps) == 1 else f"{steps[0]}–{steps[-1]}"
+    return f"trained on {where}" + (f", {span} optimiser steps per run" if span else "")
+
+
 def protocol_markdown(results: Mapping, link_prefix: str = "", folder: str = "") -> str:
     """All tables of one results.json (one budget, one protocol); ``folder`` names a results folder other
     than the protocol's own in the title."""
     table, runs, proto = _table(results), results.get("runs", []), results.get("protocol")
-    title = f"## Budget `{results.get('budget')}`, protocol `{proto}`" + (
-        f", folder `{folder}`" if folder else ""
+    title = (
+        f"## Budget `{results.get('budget')}`, protocol `{proto}`"
+        + (f", folder `{folder}`" if folder else "")
+        + f" ({run_label(results)})"
     )
     parts = [title, "", header(results)]
     ds = results.get("dataset", {})
