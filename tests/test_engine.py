@@ -85,7 +85,7 @@ def test_workers_carry_the_scheduler():
 def test_importer_lists_a_task_whose_worker_died_as_broken(monkeypatch, tmp_path):
     monkeypatch.setattr(importer, "run_tasks", lambda *a, **k: [Failed("KilledWorker: died")])
     jobs = [(None, str(tmp_path), "real/a", "a.obj", ())]
-    assert importer._run(tmp_path, jobs, 1, "import", False) == [
+    assert importer.run_import_jobs(tmp_path, jobs, 1, "import", False) == [
         ("real/a", "broken", "a.obj", {"reason": "KilledWorker: died"}, 0.0)
     ]
 

@@ -49,6 +49,28 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("shape", help="shape key 'category/id'")
     p.add_argument("--out", type=Path, default=None, help="PNG path (default <category>_<id>.png)")
     p.set_defaults(func=cmd_data_show)
+    p = data.add_parser(
+        "real", help="build the real-shape dataset (CAPOD + CC0 furniture kits) in our format and frame"
+    )
+    p.add_argument(
+        "--out", "--output-dir", required=True, type=Path, help="dataset folder (created/completed)"
+    )
+    p.add_argument(
+        "--realdata",
+        type=Path,
+        default=None,
+        help="the licensed meshes (capod/, furniture_cc0/; default: shared/realdata beside the checkout)",
+    )
+    p.add_argument("--views", type=int, default=8, help="R2N2-style renders per mesh (default 8)")
+    p.add_argument("--seed", type=int, default=0, help="seed for points and views (the split is fixed)")
+    p.add_argument("--workers", type=int, default=1, help="parallel processes on this machine (default 1)")
+    p.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        default=None,
+        help="run on the Dask cluster at this address (its workers must see --out and --realdata)",
+    )
+    p.set_defaults(func=cmd_data_real)
 
     from ifkd.data.shapenet.importer import add_import_parser
 
@@ -143,4 +165,24 @@ def cmd_data_show(args: argparse.Namespace) -> int:
     out = args.out or Path(args.shape.replace("/", "_") + ".png")
     write_shape_sheet(args.root, args.shape, out)
     print(f"wrote {out}")
+    return 0
+
+
+def cmd_data_real(args: argparse.Namespace) -> int:
+    from ifkd.data.realsets import DEFAULT_ROOT, build_real_dataset
+    from ifkd.data.shapenet.importer import format_summary
+
+    summary = build_real_dataset(
+        args.out,
+        args.realdata or DEFAULT_ROOT,
+        workers=args.workers,
+        scheduler=args.scheduler,
+        views=args.views,
+        seed=args.seed,
+    )
+    print(format_summary(summary))
+    for cat, n in summary["counts"].items():
+        print(f"  {cat:12s} train {n['train']:3d}  val {n['val']:3d}  test {n['test']:3d}")
+    if not summary["imported"] and not summary["existing"]:
+        raise InputError(f"no real mesh could be imported into {args.out} (see the reasons above)")
     return 0

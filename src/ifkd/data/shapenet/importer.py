@@ -59,7 +59,9 @@ def _job(args: tuple) -> tuple[str, str, str, dict, float]:
         )
 
 
-def _run(out: Path, jobs: list[tuple], workers: int, desc: str, progress: bool | None) -> list[tuple]:
+def run_import_jobs(
+    out: Path, jobs: list[tuple], workers: int, desc: str, progress: bool | None
+) -> list[tuple]:
     """Run the jobs as Dask tasks (ifkd.engine.run_tasks: in-process, a LocalCluster, or the cluster of
     ``workers.scheduler``); results sorted by key. A job whose worker died is listed as broken too."""
     results = run_tasks(
@@ -78,7 +80,7 @@ def _run(out: Path, jobs: list[tuple], workers: int, desc: str, progress: bool |
     )
 
 
-def _summarise(
+def summarise_import(
     out: Path,
     results: list[tuple],
     split_of: Callable[[str], str],
@@ -86,7 +88,19 @@ def _summarise(
     s,
     source: str,
     start: float,
+    views_per_shape: int | None = None,
+    image_size: int | None = None,
+    **index_extra,
 ) -> dict:
+    """Write (or merge into) ``out/index.json`` from the per-model results and return the summary.
+
+    ``views_per_shape``/``image_size`` default to the settings' for rendered meshes and R2N2's for
+    R2N2/OccNet data; ``index_extra`` fields go into the index too, merged with an earlier index's
+    (dicts updated, lists united) so that a partial rerun never loses what an earlier run recorded.
+    """
+    rendered = source not in ("r2n2", "occnet")
+    views_per_shape = views_per_shape or (s.views if rendered else r2n2.R2N2_VIEWS)
+    image_size = image_size or (s.image_size if rendered else r2n2.R2N2_SIZE)
     # A shape whose ground truth failed the solid checks is written (to look at) but kept out of the
     # splits, so nothing trains or evaluates on it; an existing shape's verdict is read back.
     checks = {r[0]: (r[3] if r[1] == "imported" else read_check(out, r[0])) for r in results}
@@ -102,16 +116,22 @@ def _summarise(
         degenerate = {**old.get("degenerate", {}), **degenerate}
         for split, keys in old["splits"].items():
             new_splits[split] = sorted((set(new_splits.get(split, [])) | set(keys)) - set(degenerate))
+        for name, value in index_extra.items():
+            if isinstance(value, dict) and isinstance(old.get(name), dict):
+                index_extra[name] = dict(sorted({**old[name], **value}.items()))
+            elif isinstance(value, list) and isinstance(old.get(name), list):
+                index_extra[name] = [*old[name], *(v for v in value if v not in old[name])]
     write_index(
         out,
-        categories,
+        dict(sorted(categories.items())),
         {k: sorted(v) for k, v in new_splits.items()},
         source=source,
         importer={k: list(v) if isinstance(v, tuple) else v for k, v in asdict(s).items()},
-        views_per_shape=s.views if source == "meshes" else r2n2.R2N2_VIEWS,
-        image_size=s.image_size if source == "meshes" else r2n2.R2N2_SIZE,
+        views_per_shape=views_per_shape,
+        image_size=image_size,
         inside_test_version=INSIDE_TEST_VERSION,
         degenerate=dict(sorted(degenerate.items())),
+        **index_extra,
     )
     imported = [r for r in results if r[1] == "imported"]
     warnings = [
@@ -132,13 +152,14 @@ def _summarise(
         ],
         "warnings": warnings,
         "degenerate": [{"key": k, "reason": degenerate[k]} for k, *_ in done if k in degenerate],
+        "counts": {split: len(keys) for split, keys in new_splits.items()},
         "checks": {r[0]: r[3] for r in imported},
         "seconds_per_model": {r[0]: round(r[4], 3) for r in imported},
         "seconds": round(time.perf_counter() - start, 3),
     }
 
 
-def _prepare(out: str | Path, workers: int) -> Path:
+def prepare_output(out: str | Path, workers: int) -> Path:
     """Check --workers and --scheduler (carried by a :class:`Workers` count), then the output folder:
     a bad scheduler address fails before anything is written."""
     out = Path(out)
@@ -183,7 +204,7 @@ def import_r2n2(
 ) -> dict:
     """ShapeNetRendering + ShapeNetCore (v1 or v2) [+ ShapeNetVox32] -> our format. Returns the summary."""
     s, start = settings or ImportSettings(), time.perf_counter()
-    out = _prepare(out, workers)
+    out = prepare_output(out, workers)
     if not Path(meshes_dir).is_dir():
         raise InputError(f"{meshes_dir}: ShapeNetCore folder not found")
     synsets = [splits.synset_of(c) for c in categories] if categories else None
@@ -208,8 +229,8 @@ def import_r2n2(
             }
         )
     cats = {splits.name_of(syn): syn for syn, _ in models}
-    results = _run(out, jobs, workers, "import r2n2", progress)
-    return _summarise(out, results, lookup.__getitem__, cats, s, "r2n2", start)
+    results = run_import_jobs(out, jobs, workers, "import r2n2", progress)
+    return summarise_import(out, results, lookup.__getitem__, cats, s, "r2n2", start)
 
 
 def import_occnet(
@@ -223,7 +244,7 @@ def import_occnet(
 ) -> dict:
     """OccNet's ShapeNet folder (``<synset>/<model>/points.npz`` ...) -> our format, keeping its split."""
     s, start = settings or ImportSettings(), time.perf_counter()
-    out, src = _prepare(out, workers), Path(src)
+    out, src = prepare_output(out, workers), Path(src)
     if not src.is_dir():
         raise InputError(f"{src}: OccNet ShapeNet folder not found")
     wanted = (
@@ -251,9 +272,9 @@ def import_occnet(
         lookup.update(
             {f"{splits.name_of(syn)}/{m}": sp for m, sp in _split_lookup(src, syn, ids, s.seed).items()}
         )
-    results = _run(out, jobs, workers, "import occnet", progress)
+    results = run_import_jobs(out, jobs, workers, "import occnet", progress)
     cats = {splits.name_of(syn): syn for syn, _ in models}
-    return _summarise(out, results, lookup.__getitem__, cats, s, "occnet", start)
+    return summarise_import(out, results, lookup.__getitem__, cats, s, "occnet", start)
 
 
 def mesh_key_id(path: Path, folder: Path) -> str:
@@ -275,7 +296,7 @@ def import_meshes(
 ) -> dict:
     """Any folder of meshes (searched recursively) -> our format: normalised, rendered, sampled."""
     s = replace(settings or ImportSettings(), views=views, seed=seed)
-    start, out, folder = time.perf_counter(), _prepare(out, workers), Path(folder)
+    start, out, folder = time.perf_counter(), prepare_output(out, workers), Path(folder)
     if split not in splits.SPLIT_NAMES or views < 1:
         raise InputError(f"--split must be one of {splits.SPLIT_NAMES} and --views >= 1")
     files = _limit(meshes.find_mesh_files(folder), limit)
@@ -290,8 +311,8 @@ def import_meshes(
             key = f"{base}_{n}"
         keys[key] = f
     jobs = [(import_mesh_file, str(out), key, str(f), (f, s)) for key, f in keys.items()]
-    results = _run(out, jobs, workers, "import meshes", progress)
-    return _summarise(out, results, lambda key: split, {s.category: s.category}, s, "meshes", start)
+    results = run_import_jobs(out, jobs, workers, "import meshes", progress)
+    return summarise_import(out, results, lambda key: split, {s.category: s.category}, s, "meshes", start)
 
 
 def format_summary(summary: dict) -> str:
