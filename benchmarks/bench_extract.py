@@ -20,7 +20,8 @@ import sys
 import time
 from pathlib import Path
 
-# Before torch loads, as `ifkd reconstruct` does (see commands/reconstruct.py); an explicit setting wins.
+# Before torch loads, as the `ifkd` CLI does at start (ifkd.cli.passive_openmp_waits); an explicit setting
+# wins. benchmarks/results/omp_wait_policy.md compares it with OpenMP's default on this machine.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import numpy as np  # noqa: E402
@@ -205,8 +206,9 @@ def measure(args: argparse.Namespace) -> dict:
 
 
 def spinning_baseline(args: argparse.Namespace) -> dict:
-    """The coarse-to-fine numbers again in a child process with OpenMP's default spinning waits: the
-    setting before the CLI chose passive waits (the 'before' of the report)."""
+    """The coarse-to-fine numbers again in a child process with ``OMP_WAIT_POLICY=ACTIVE`` (threads spin
+    at every wait): the 'before' of the report. Not OpenMP's default (spin briefly, then sleep), which
+    benchmarks/omp_wait_policy.py compares with PASSIVE."""
     cmd = [sys.executable, __file__, "--emit-json", "--dense-repeats", "0", "--repeats", str(args.repeats)]
     cmd += ["--resolution", str(args.resolution)] + (["--model", args.model] if args.model else [])
     cmd += ["--threads", str(args.threads)] if args.threads else []

@@ -2,6 +2,8 @@
 
 Writers go through a temp file + fsync + rename so a crash never leaves a half-written file under the
 final name; errors about user input are :class:`InputError` so the CLI can print one line and exit 2.
+An output folder has one writer at a time: :func:`output_lock` (an advisory lock file in the folder,
+taken by every command that writes one before it writes anything).
 """
 
 from __future__ import annotations
@@ -10,10 +12,12 @@ import glob
 import io
 import json
 import os
+import sys
 import tempfile
+import time
 import zipfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -63,12 +67,17 @@ def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
 def remove_stale_temps(path: str | Path) -> None:
     """Delete the temp files that atomic writes of ``path`` killed mid-way left beside it (``.<name>.*``).
 
-    Only for files that one process writes at a time (a shape's files, a run's checkpoints).
+    Only for files that one process writes at a time (a shape's files, a run's checkpoints), and only
+    while holding the lock of the output folder they lie in (see :func:`output_lock`): when another
+    process holds it, its temp files are live, not stale, and nothing is deleted.
     """
     path = Path(path)
-    if path.parent.is_dir():
-        for stale in path.parent.glob(f".{glob.escape(path.name)}.*"):
-            stale.unlink(missing_ok=True)
+    if not path.parent.is_dir():
+        return
+    with _cleanup_permit(path.parent) as allowed:
+        if allowed:
+            for stale in path.parent.glob(f".{glob.escape(path.name)}.*"):
+                stale.unlink(missing_ok=True)
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
@@ -126,3 +135,165 @@ def check_writable(folder: str | Path) -> None:
             pass
     except OSError as exc:
         raise InputError(f"{folder}: output folder is not writable ({exc.strerror})") from None
+
+
+# ----------------------------------------------------------------------------------- one writer per folder
+
+LOCK_FILE = ".ifkd.lock"
+"""the advisory lock of an output folder (flock via ``filelock``); removed when its holder is done"""
+OWNER_FILE = ".ifkd.lock.pid"
+"""the holder's pid (and command), for the message of a second writer"""
+_HELD_ENV = "IFKD_HELD_OUTPUTS"
+"""JSON ``[[pid, folder], ...]``: folders that this process or a parent holds (worker processes inherit
+it, so that they may clean stale temp files in their parent's folder)"""
+_held: dict[str, int] = {}
+"""real path of each folder this process holds -> nesting depth"""
+
+
+class FolderInUse(InputError):
+    """Another process holds the output folder's lock."""
+
+
+@contextmanager
+def output_lock(folder: str | Path) -> Iterator[Path]:
+    """Hold the one-writer lock of the output folder ``folder`` (created if missing) while the block runs.
+
+    Checks that the folder is writable (:func:`check_writable`), then takes the lock file in it without
+    waiting: if another process holds it, raises :class:`FolderInUse` (an :class:`InputError`) with one
+    line naming the folder and the holder's pid. Nested calls for the same folder in one process just
+    run the block. On exit the lock file goes away; a folder this call created and nothing else wrote
+    into is removed again, so a command that fails before writing leaves nothing behind.
+    """
+    folder = Path(folder)
+    key = os.path.realpath(folder)
+    if key in _held:
+        _held[key] += 1
+        try:
+            yield folder
+        finally:
+            _held[key] -= 1
+        return
+    created = not folder.exists()
+    check_writable(folder)
+    lock, verified = _acquire(folder)
+    _held[key] = 1
+    inherited = os.environ.get(_HELD_ENV)
+    os.environ[_HELD_ENV] = json.dumps([*_inherited_holds(), [os.getpid(), key]])
+    try:
+        with suppress(OSError):
+            (folder / OWNER_FILE).write_text(f"{os.getpid()}\n{' '.join(sys.argv)}\n")
+        yield folder
+    finally:
+        del _held[key]
+        if inherited is None:
+            os.environ.pop(_HELD_ENV, None)
+        else:
+            os.environ[_HELD_ENV] = inherited
+        with suppress(OSError):
+            (folder / OWNER_FILE).unlink(missing_ok=True)
+        if verified:  # still ours: remove it while holding it (a waiter re-checks the inode it locked)
+            with suppress(OSError):
+                (folder / LOCK_FILE).unlink(missing_ok=True)
+        lock.release()
+        if created:
+            with suppress(OSError):
+                folder.rmdir()  # only if empty
+
+
+def _acquire(folder: Path) -> tuple[Any, bool]:
+    """Take ``folder``'s lock without waiting -> (the lock, whether its inode was verified), or raise
+    :class:`FolderInUse` naming the holder."""
+    lock, verified = _try_lock(folder / LOCK_FILE)
+    if lock is None:
+        raise FolderInUse(
+            f"{folder}: in use by another ifkd process (pid {_owner_pid(folder)}); "
+            "wait for it or use another --out"
+        )
+    return lock, verified
+
+
+def _try_lock(path: Path) -> tuple[Any, bool]:
+    """Lock the file ``path`` without waiting -> (the lock or None if another process holds it, whether
+    the inode locked is the one at ``path``).
+
+    A holder deletes the lock file while still holding it, so a process that opened the file before the
+    deletion can lock the deleted inode just after: that lock counts for nothing, so try the file now at
+    the path again.
+    """
+    from filelock import FileLock, Timeout
+
+    for _ in range(50):
+        lock = FileLock(str(path), timeout=0)
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            return None, False
+        fd = getattr(getattr(lock, "_context", None), "lock_file_fd", None)
+        if not isinstance(fd, int):
+            return lock, False  # a filelock without the descriptor to check: keep the file in place
+        try:
+            if os.path.samestat(os.stat(path), os.fstat(fd)):
+                return lock, True
+        except OSError:
+            pass
+        lock.release()
+    return None, False
+
+
+def _owner_pid(folder: Path) -> str:
+    """The live holder's pid from its owner file (it writes it just after locking: wait up to 1 s)."""
+    for _ in range(20):
+        try:
+            pid = int((folder / OWNER_FILE).read_text().split()[0])
+            if pid != os.getpid() and _alive(pid):
+                return str(pid)
+        except (OSError, ValueError, IndexError):
+            pass
+        time.sleep(0.05)
+    return "unknown"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by another user
+        return True
+    return True
+
+
+def _inherited_holds() -> list[list]:
+    """[pid, folder] pairs of the environment whose holder is alive (a parent of this worker process)."""
+    try:
+        pairs = json.loads(os.environ.get(_HELD_ENV, "[]"))
+        return [[int(pid), str(f)] for pid, f in pairs if _alive(int(pid))]
+    except (ValueError, TypeError):
+        return []
+
+
+@contextmanager
+def _cleanup_permit(folder: Path) -> Iterator[bool]:
+    """Whether temp files in ``folder`` may be deleted as stale: yes under a lock this process (or its
+    parent) holds, or one it can take now (held for the block); no while another process holds it."""
+    real = Path(os.path.realpath(folder))
+    held = set(_held) | {f for _, f in _inherited_holds()}
+    for d in (real, *real.parents):
+        if str(d) in held:
+            yield True
+            return
+        if (d / LOCK_FILE).exists():
+            lock, verified = _try_lock(d / LOCK_FILE)
+            if lock is None:
+                yield False  # a live writer's folder: its temp files are not stale
+                return
+            try:
+                yield True
+            finally:
+                if verified:  # left by a killed writer (or made just now by us): nobody's
+                    with suppress(OSError):
+                        (d / OWNER_FILE).unlink(missing_ok=True)
+                        (d / LOCK_FILE).unlink(missing_ok=True)
+                lock.release()
+            return
+    yield True  # no ifkd writer holds this folder or one above it

@@ -6,8 +6,9 @@ viewer (OpenGL camera axes). It is the paper's design: no pose is needed, the or
 image. With a known R2N2 pose the mesh can also be returned in the canonical object frame.
 Methods that predict in the canonical frame (teacher, 'global', 'camera') return canonical meshes.
 
-Speed on shared CPUs: set ``OMP_WAIT_POLICY=PASSIVE`` before torch is imported, as the CLI does;
-spinning OpenMP threads made the encoder 4x and image -> mesh 1.7x slower on a busy 2-core machine.
+Speed on shared CPUs: set ``OMP_WAIT_POLICY=PASSIVE`` before torch is imported, as ``ifkd`` does at
+start (:func:`ifkd.cli.passive_openmp_waits`) unless a policy is set: on a busy 2-core machine image ->
+mesh was 1.5x faster than with OpenMP's default waits (benchmarks/results/omp_wait_policy.md).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import trimesh
 from ifkd.config import Config
 from ifkd.data.format import load_image
 from ifkd.data.loader import image_to_tensor
+from ifkd.device import resolve_device
 from ifkd.extract.marching_cubes import extract_mesh
 from ifkd.extract.mise import DEFAULT_HALF, coarse_to_fine, dense_grid
 from ifkd.geometry.camera import CAM_MAX_DIST, Viewpoint, view_transform
@@ -50,6 +52,24 @@ class Reconstruction:
     timings: dict[str, float] = field(default_factory=dict)
     mesh_object: trimesh.Trimesh | None = None
     """the same mesh in the canonical object frame, when a pose was given"""
+    threshold: float = 0.5
+    """the occupancy level the surface was extracted at"""
+
+    def problem(self) -> str | None:
+        """Why this reconstruction is not a result (None when it is one): an empty mesh, or NaN/Inf
+        vertices in either mesh (a non-finite field already fails in extraction, with a ValueError).
+
+        The library returns such meshes as they are (an evaluation scores an empty mesh as a miss); the
+        CLI reports them as failed images and writes nothing for them.
+        """
+        for name, mesh in (("mesh", self.mesh), ("object-frame mesh", self.mesh_object)):
+            vertices = np.asarray(mesh.vertices) if mesh is not None else np.zeros((0, 3))
+            bad = int(np.count_nonzero(~np.isfinite(vertices).all(axis=1))) if len(vertices) else 0
+            if bad:
+                return f"non-finite {name} ({bad:,} of {len(vertices):,} vertices are NaN/Inf)"
+        if len(self.mesh.faces) == 0:
+            return f"empty mesh (no surface crossed the threshold {self.threshold:g})"
+        return None
 
 
 class Timer:
@@ -74,14 +94,6 @@ class Timer:
         return " · ".join(f"{k} {v:.2f}s" for k, v in self.times.items())
 
 
-def resolve_device(device: str = "auto") -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"--device {device}: CUDA is not available on this machine")
-    return torch.device(device)
-
-
 def as_rgba(arr: np.ndarray) -> np.ndarray:
     """uint8 grey (H, W) or (H, W, 1), grey+alpha (H, W, 2), RGB (H, W, 3) or RGBA (H, W, 4) -> RGBA
     (H, W, 4); a missing alpha is opaque (the whole frame is the object's view)."""
@@ -102,7 +114,7 @@ class Reconstructor:
     """A trained method plus its config: ``Reconstructor.from_run(RUN).reconstruct(images)``."""
 
     def __init__(self, model: Method, cfg: Config, device: str | torch.device = "cpu") -> None:
-        self.device = torch.device(device) if isinstance(device, str) else device
+        self.device = resolve_device(device)
         self.model = model.to(self.device).eval()
         self.cfg = cfg
 
@@ -194,7 +206,8 @@ class Reconstructor:
             d = distance if distance is not None else (pose.distance if pose is not None else None)
             with t.stage("query+mc"):
                 mesh, n = self.extract(self.field_fn(code, i, d), resolution, threshold, dense)
-            rec = Reconstruction(mesh, self.model.frame, n, {**timer.times, **t.times})
+            thr = self.cfg.eval.threshold if threshold is None else threshold
+            rec = Reconstruction(mesh, self.model.frame, n, {**timer.times, **t.times}, threshold=thr)
             if pose is not None:
                 R = view_rotation_gl(view_transform(pose))
                 rec.mesh_object = to_object_frame(mesh, R) if self.model.frame == "view" else mesh

@@ -24,7 +24,7 @@ def add_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--seeds", nargs="+", type=int, default=None, help="train these seeds for every method")
     p.add_argument("--jobs", type=int, default=1, help="trainings run in parallel processes (default 1)")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda[:i] (default auto)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N] | mps (default auto)")
     p.add_argument(
         "--equal-time",
         action="store_true",
@@ -39,10 +39,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     bench.required = True
     p = bench.add_parser("quality", help="the paper's Tables 1-4 (the `seen` protocol) under one budget")
     add_options(p)
-    p.set_defaults(func=cmd_bench, protocol="seen", meshes=None, model=None)
+    p.set_defaults(func=cmd_bench, check_args=check_args, protocol="seen", meshes=None, model=None)
     p = bench.add_parser("generalise", help="seen / unseen categories / real meshes under one budget")
     add_options(p)
     p.add_argument("--protocol", required=True, choices=["seen", "unseen", "real"])
+    p.set_defaults(check_args=check_args)
     p.add_argument(
         "--meshes", type=Path, default=None, help="`real`: mesh folder (default ../shared/realdata/meshes)"
     )
@@ -60,19 +61,48 @@ def results_root(out: Path) -> Path | None:
     return None
 
 
-def cmd_bench(args: argparse.Namespace) -> int:
+def _budget(args: argparse.Namespace):
     from ifkd.bench.budgets import get_budget
-    from ifkd.bench.harness import run_benchmark
-    from ifkd.bench.tables import write_results_md
+    from ifkd.io import InputError
+
+    try:
+        return get_budget(args.budget)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+
+
+def output_folder(args: argparse.Namespace) -> Path:
+    """The results folder: --out, or benchmarks/results/<budget>/<protocol> (locked while the bench runs)."""
+    return args.out or DEFAULT_ROOT / _budget(args).name / args.protocol
+
+
+def check_args(args: argparse.Namespace) -> None:
+    """Options checked before anything is made (a bad --device used to leave a half-made data folder)."""
+    from ifkd.device import resolve_device
     from ifkd.io import InputError
 
     if args.jobs < 1:
         raise InputError(f"--jobs must be >= 1, got {args.jobs}")
-    try:
-        budget = get_budget(args.budget)
-    except ValueError as exc:
-        raise InputError(str(exc)) from None
-    out = args.out or DEFAULT_ROOT / budget.name / args.protocol
+    _budget(args)
+    resolve_device(args.device)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    """Also the entry point of benchmarks/quality.py, which skips ifkd.cli.main: so the options are checked
+    and the results folder locked here too (under the CLI the lock is already held: a no-op)."""
+    from ifkd.io import output_lock
+
+    check_args(args)
+    with output_lock(output_folder(args)):
+        return _run_bench(args)
+
+
+def _run_bench(args: argparse.Namespace) -> int:
+    from ifkd.bench.harness import run_benchmark
+    from ifkd.bench.tables import write_results_md
+
+    budget = _budget(args)
+    out = output_folder(args)
     results = run_benchmark(
         budget,
         args.protocol,

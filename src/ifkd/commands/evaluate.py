@@ -20,7 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="query at the nominal camera distance instead of the view's known one (fully camera-free)",
     )
-    p.add_argument("--device", default="auto")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N] | mps (default auto)")
     p.add_argument("--workers", type=int, default=1, help="parallel processes on this machine (default 1)")
     p.add_argument(
         "--scheduler",
@@ -29,12 +29,22 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="run on the Dask cluster at this address (tcp://host:8786 from `dask scheduler`; "
         "its workers must see --data and --out); default: this machine",
     )
-    p.set_defaults(func=cmd_evaluate)
+    p.set_defaults(func=cmd_evaluate, check_args=check_args)
+
+
+def check_args(args: argparse.Namespace) -> None:
+    """The numeric options, checked before the model loads or anything is written."""
+    from ifkd.io import InputError
+
+    if args.resolution is not None and not 16 <= args.resolution <= 1024:
+        raise InputError(f"--resolution {args.resolution}: must be between 16 and 1024")
+    if args.limit is not None and args.limit < 1:
+        raise InputError(f"--limit {args.limit}: must be >= 1")
+    if args.workers < 1:
+        raise InputError(f"--workers must be >= 1, got {args.workers}")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    # Before torch loads: OpenMP threads spinning at barriers stall when the cores are shared (busy
-    # 2-core machine: encoder 106 -> 24 ms, image -> 128^3 mesh 4.7 -> 1.7 s). No effect once loaded.
     from ifkd.eval.evaluate import EvalOptions, run_evaluation
     from ifkd.io import InputError
 

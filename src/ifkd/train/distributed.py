@@ -17,6 +17,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import Dataset, DistributedSampler
 
+from ifkd.device import resolve_device  # the one --device parser, shared with every command
 from ifkd.io import InputError
 
 
@@ -49,30 +50,6 @@ def _env_int(name: str, default: int) -> int:
         return int(value)
     except ValueError:
         raise InputError(f"environment variable {name}={value!r} is not an integer") from None
-
-
-def resolve_device(spec: str, local_rank: int = 0) -> torch.device:
-    """``'auto' | 'cpu' | 'cuda' | 'cuda:i'`` -> a device; 'auto' and 'cuda' pick ``cuda:local_rank``."""
-    spec = spec.strip().lower()
-    if spec == "cpu":
-        return torch.device("cpu")
-    if spec == "auto":
-        return torch.device("cuda", local_rank) if torch.cuda.is_available() else torch.device("cpu")
-    if spec == "cuda" or spec.startswith("cuda:"):
-        if not torch.cuda.is_available():
-            raise InputError(
-                f"--device {spec}: CUDA is not available in this torch build ({torch.__version__})"
-            )
-        if spec == "cuda":
-            return torch.device("cuda", local_rank)
-        try:
-            index = int(spec.split(":", 1)[1])
-        except ValueError:
-            raise InputError(f"--device {spec}: expected cuda:<index>, e.g. cuda:0") from None
-        if not 0 <= index < torch.cuda.device_count():
-            raise InputError(f"--device {spec}: only {torch.cuda.device_count()} CUDA device(s) present")
-        return torch.device("cuda", index)
-    raise InputError(f"--device {spec!r}: choose auto, cpu, cuda or cuda:<index>")
 
 
 def init_distributed(device: str = "auto") -> DistContext:
