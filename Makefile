@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-slow lint venv clean bench
+.PHONY: demo test test-slow test-browser lint venv clean bench
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -24,6 +24,13 @@ test: $(STAMP) lint
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
+
+# The web app in a real headless browser: needs Debian's chromium + chromium-driver and the app extra.
+test-browser: $(STAMP)
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  { echo "needs Chromium: apt-get install -y chromium chromium-driver"; exit 1; }
+	$(BIN)/python -m pip install -q -e '.[app]' selenium
+	$(BIN)/python -m pytest -q -m slow tests/test_serve_browser.py
 
 demo: $(STAMP)
 	$(BIN)/ifkd demo --out demo-output

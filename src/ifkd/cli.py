@@ -18,7 +18,7 @@ import sys
 from contextlib import nullcontext
 from pathlib import Path
 
-from ifkd.commands import bench, data, demo, evaluate, reconstruct, report, train
+from ifkd.commands import bench, data, demo, evaluate, reconstruct, report, serve, train
 from ifkd.io import InputError, output_lock
 
 EXIT_INPUT = 2
@@ -32,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     sub = parser.add_subparsers(dest="command")
     sub.required = True
-    for module in (data, train, reconstruct, evaluate, report, bench, demo):
+    for module in (data, train, reconstruct, evaluate, report, bench, demo, serve):
         module.register(sub)
     return parser
 
