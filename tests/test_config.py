@@ -72,6 +72,12 @@ BAD_SETS = {
     "eval.threshold=1": "eval.threshold: 1.0 must be in (0, 1)",
     "teacher.channels=(8,16,32)": "teacher.channels: (8, 16, 32) must list 4 values",
     "train.amp=maybe": "train.amp: 'maybe' is not a boolean (true or false)",
+    "data.aug_scale=0.7": "data.aug_scale: 0.7 must be in [0, 0.5]",
+    "data.aug_shift=-0.1": "data.aug_shift: -0.1 must be in [0, 0.5]",
+    "data.aug_brightness=1": "data.aug_brightness: 1.0 must be in [0, 0.5]",
+    "data.aug_background_colour=1.5": "data.aug_background_colour: 1.5 must be in [0, 1]",
+    "data.source_weights=(1,-1)": "data.source_weights[1]: -1.0 must be >= 0",
+    "data.val_extra=maybe": "data.val_extra: 'maybe' is not a boolean (true or false)",
 }
 
 
@@ -104,6 +110,71 @@ def test_library_train_checks_the_config_before_touching_the_folder(tmp_path):
     with pytest.raises(InputError, match=r"^student\.depth: -3 must be >= 1$"):
         train(bad, tmp_path / "no-data", tmp_path / "run", device="cpu", progress=False)
     assert not (tmp_path / "run").exists()
+
+
+CROSS_FIELD = {
+    "weights_without_roots": (
+        ["data.source_weights=1,2"],
+        "data.source_weights: (1.0, 2.0) must list 1 weight (--data, then each of extra_roots) or none",
+    ),
+    "too_few_weights": (
+        ["data.extra_roots=/a,/b", "data.source_weights=1,2"],
+        "data.source_weights: (1.0, 2.0) must list 3 weights",
+    ),
+    "all_zero": (
+        ["data.extra_roots=/a", "data.source_weights=0,0"],
+        "data.source_weights: (0.0, 0.0) must not",
+    ),
+    "backgrounds_over_one": (
+        ["data.aug_background_white=0.6", "data.aug_background_colour=0.6"],
+        "data.aug_background_colour: 0.6 plus aug_background_white is 1.2; must be <= 1",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CROSS_FIELD))
+def test_rules_between_data_fields_are_one_line_whatever_the_order(case, tmp_path):
+    sets, message = CROSS_FIELD[case]
+    out = tmp_path / "run"
+    for order in (sets, sets[::-1]):  # each --set is checked alone; the rule once all are applied
+        argv = ["train", "student", "--method", "ifkd-nokd", "--preset", "tiny", "--data", tmp_path / "none"]
+        rc, err = run_cli([*argv, "--out", out, *[a for s in order for a in ("--set", s)]])
+        assert_one_line(rc, err, message)
+        assert not out.exists()
+    with pytest.raises(InputError, match="^data\\."):
+        check_config(apply_overrides(get_preset("tiny"), sets))
+
+
+def test_augmentation_presets_and_the_training_mix_fields(tmp_path):
+    paper, cpu, tiny = (get_preset(n).data for n in ("paper", "cpu", "tiny"))
+    aug = [f for f in config_to_dict(paper) if f.startswith("aug_")]
+    assert len(aug) == 7
+    assert all(getattr(paper, f) == 0 for f in aug) and all(getattr(tiny, f) == 0 for f in aug)
+    assert all(getattr(Config().data, f) == 0 for f in aug)  # a run saved before they existed: off
+    assert (cpu.aug_background_white, cpu.aug_background_colour) == (0.0, 0.2)
+    assert (cpu.aug_brightness, cpu.aug_contrast, cpu.aug_saturation) == (0.1, 0.1, 0.1)
+    assert (cpu.aug_scale, cpu.aug_shift) == (0.1, 0.05)
+    for d in (paper, cpu, tiny):
+        assert (d.extra_roots, d.source_weights, d.val_extra) == ((), (), False)
+    sets = ["data.extra_roots=/data/real", "data.source_weights=1,0.5", "data.val_extra=true"]
+    cfg = check_config(apply_overrides(get_preset("cpu"), sets))
+    assert cfg.data.extra_roots == ("/data/real",) and cfg.data.source_weights == (1.0, 0.5)
+    save_config(cfg, tmp_path / "config.json")
+    assert load_config(tmp_path) == cfg
+    data = json.loads((tmp_path / "config.json").read_text())
+    assert data["data"]["extra_roots"] == ["/data/real"] and data["data"]["source_weights"] == [1.0, 0.5]
+
+
+def test_data_extra_is_saved_absolute_after_the_sets(tmp_path, monkeypatch):
+    from ifkd.commands.train import build_config
+
+    monkeypatch.chdir(tmp_path)
+    cfg = build_config(
+        "ifkd-nokd", "cpu", ["data.extra_roots=/a", "data.source_weights=1,1,0.5"], None, [Path("r")]
+    )
+    assert cfg.data.extra_roots == ("/a", str(tmp_path / "r"))
+    with pytest.raises(InputError, match="must list 2 weights"):
+        build_config("ifkd-nokd", "cpu", ["data.source_weights=1,1,0.5"], None, [Path("r")])
 
 
 # ----------------------------------------------------------------------------------- a run's config.json

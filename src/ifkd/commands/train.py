@@ -10,6 +10,17 @@ from ifkd.io import InputError
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True, type=Path, help="dataset folder (ifkd format)")
+    p.add_argument(
+        "--data-extra",
+        dest="data_extra",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="DIR",
+        help="another dataset folder whose train split is mixed into training, e.g. `ifkd data real`'s "
+        "(repeatable; saved as data.extra_roots; weights: --set data.source_weights=W_DATA,W_EXTRA); "
+        "validation stays on --data's val split",
+    )
     p.add_argument("--preset", default="cpu", help="size preset: paper | cpu | tiny (default cpu)")
     p.add_argument("--out", "--output-dir", required=True, type=Path, help="run folder")
     p.add_argument(
@@ -45,9 +56,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_train_student)
 
 
-def build_config(method: str, preset: str, overrides: list[str], seed: int | None):
-    """preset -> method overrides -> --set overrides -> seed: the resolved config of a run, checked
-    (:class:`InputError` naming the field) before anything is written."""
+def build_config(
+    method: str, preset: str, overrides: list[str], seed: int | None, data_extra: list[Path] | None = None
+):
+    """preset -> method overrides -> --set overrides -> seed -> --data-extra: the resolved config of a
+    run, checked (:class:`InputError` naming the field) before anything is written. Extra dataset folders
+    are saved absolute (appended to any ``--set data.extra_roots``), so a resume works from anywhere."""
+    from dataclasses import replace
+
     from ifkd.config import apply_overrides, check_config, get_preset
     from ifkd.methods import method_config
 
@@ -55,7 +71,11 @@ def build_config(method: str, preset: str, overrides: list[str], seed: int | Non
         cfg = method_config(method, get_preset(preset))
         if seed is not None:
             overrides = [*overrides, f"train.seed={seed}"]
-        return check_config(apply_overrides(cfg, overrides))
+        cfg = apply_overrides(cfg, overrides)
+        if data_extra:
+            roots = cfg.data.extra_roots + tuple(str(Path(r).resolve()) for r in data_extra)
+            cfg = replace(cfg, data=replace(cfg.data, extra_roots=roots))
+        return check_config(cfg)
     except ValueError as exc:
         raise InputError(str(exc)) from None
 
@@ -68,8 +88,11 @@ def _run(args: argparse.Namespace, method: str, teacher: Path | None) -> int:
         cfg = load_config(args.out)  # the saved config is authoritative on resume (checked as it loads)
         if args.overrides:
             print("note: --set is ignored with --resume; the run's config.json is used")
+        extra = tuple(str(Path(r).resolve()) for r in args.data_extra)
+        if extra and extra != cfg.data.extra_roots:
+            print(f"note: --data-extra is ignored with --resume; the run mixes {list(cfg.data.extra_roots)}")
     else:
-        cfg = build_config(method, args.preset, args.overrides, args.seed)
+        cfg = build_config(method, args.preset, args.overrides, args.seed, args.data_extra)
     result = train(cfg, args.data, args.out, teacher_run=teacher, resume=args.resume, device=args.device)
     print(
         f"run written to {args.out}: "

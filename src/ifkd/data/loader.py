@@ -8,10 +8,13 @@ same samples as an uninterrupted one.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
 from torch.utils.data import Dataset
 
@@ -31,8 +34,8 @@ from ifkd.geometry.voxels import uniform_points_in_grid
 from ifkd.io import InputError
 
 
-def image_to_tensor(rgba: np.ndarray, size: int, background: float = 1.0) -> torch.Tensor:
-    """RGBA uint8 (H, W, 4) -> (3, size, size) float32 in [0, 1], composited on a grey level.
+def premultiplied(rgba: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """RGBA uint8 (H, W, 4) -> (premultiplied RGB (size, size, 3), alpha (size, size, 1)), float32 in [0, 1].
 
     The whole frame is resized (no crop), so normalised image coordinates -- and with them the fixed
     camera M_c -- stay valid at any input size.
@@ -52,13 +55,136 @@ def image_to_tensor(rgba: np.ndarray, size: int, background: float = 1.0) -> tor
             for c in range(4)
         ]
         premul = np.stack(chans, axis=-1)
-        rgb, alpha = premul[..., :3], np.clip(premul[..., 3:4], 0.0, 1.0)
-    else:
-        arr = rgba.astype(np.float32) / 255.0
-        alpha = arr[..., 3:4]
-        rgb = arr[..., :3] * alpha
+        return premul[..., :3], np.clip(premul[..., 3:4], 0.0, 1.0)
+    arr = rgba.astype(np.float32) / 255.0
+    alpha = arr[..., 3:4]
+    return arr[..., :3] * alpha, alpha
+
+
+def image_to_tensor(rgba: np.ndarray, size: int, background: float = 1.0) -> torch.Tensor:
+    """RGBA uint8 (H, W, 4) -> (3, size, size) float32 in [0, 1], composited on a grey level.
+
+    The whole frame is resized (no crop), so normalised image coordinates -- and with them the fixed
+    camera M_c -- stay valid at any input size.
+    """
+    rgb, alpha = premultiplied(rgba, size)
     out = rgb + background * (1.0 - alpha)
     return torch.from_numpy(np.ascontiguousarray(np.clip(out, 0.0, 1.0).transpose(2, 0, 1)))
+
+
+# ----------------------------------------------------------------------------------- augmentations
+IDENTITY_FRAMING = (1.0, 0.0, 0.0)
+"""``item['framing']`` (s, dx, dy) when the image is not reframed: points project where M_c puts them."""
+AUGMENT_STREAM = 1
+"""An item's augmentation is drawn from ``default_rng([*key, AUGMENT_STREAM])``, its points from
+``default_rng(key)`` (key = (seed, epoch, index)): switching augmentations leaves the points as they were."""
+_AUGMENT_DRAWS = 10
+"""uniform numbers drawn per item, one per parameter whatever is switched on (so turning one on does not
+change another's draw): background choice, flat colour (3), brightness, contrast, saturation, s, dx, dy"""
+
+
+def augmentations_on(cfg: DataConfig) -> bool:
+    """Whether any training augmentation of ``cfg`` is switched on."""
+    return any(
+        (
+            cfg.aug_background_white,
+            cfg.aug_background_colour,
+            cfg.aug_brightness,
+            cfg.aug_contrast,
+            cfg.aug_saturation,
+            cfg.aug_scale,
+            cfg.aug_shift,
+        )
+    )
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    """One item's drawn augmentation (see the ``aug_*`` fields of :class:`~ifkd.config.DataConfig`)."""
+
+    background: tuple[float, float, float]
+    """RGB the render is composited on"""
+    brightness: float = 1.0
+    contrast: float = 1.0
+    saturation: float = 1.0
+    scale: float = 1.0
+    """framing: the image is scaled by ``scale`` about its centre ..."""
+    dx: float = 0.0
+    """... then shifted by (dx, dy) in normalised [-1, 1] units: u -> scale * u + (dx, dy)"""
+    dy: float = 0.0
+
+    @property
+    def framing(self) -> torch.Tensor:
+        """(3,) float32 (s, dx, dy): ``item['framing']``."""
+        return torch.tensor([self.scale, self.dx, self.dy], dtype=torch.float32)
+
+
+def draw_augmentation(cfg: DataConfig, rng: np.random.Generator) -> Augmentation:
+    """An item's augmentation from its own generator (:data:`AUGMENT_STREAM`)."""
+    u = rng.random(_AUGMENT_DRAWS)
+
+    def factor(x: float, r: float) -> float:
+        return 1.0 + x * (2.0 * float(r) - 1.0)
+
+    if u[0] < cfg.aug_background_white:
+        background = (1.0, 1.0, 1.0)
+    elif u[0] < cfg.aug_background_white + cfg.aug_background_colour:
+        background = (float(u[1]), float(u[2]), float(u[3]))
+    else:
+        background = (float(cfg.background),) * 3
+    return Augmentation(
+        background,
+        brightness=factor(cfg.aug_brightness, u[4]),
+        contrast=factor(cfg.aug_contrast, u[5]),
+        saturation=factor(cfg.aug_saturation, u[6]),
+        scale=factor(cfg.aug_scale, u[7]),
+        dx=cfg.aug_shift * (2.0 * float(u[8]) - 1.0),
+        dy=cfg.aug_shift * (2.0 * float(u[9]) - 1.0),
+    )
+
+
+def reframe(image: torch.Tensor, scale: float, dx: float, dy: float) -> torch.Tensor:
+    """Scale an image (C, H, W) by ``scale`` about its centre, then shift it by (dx, dy), in the normalised
+    [-1, 1] coordinates of :func:`ifkd.geometry.camera.project` (``align_corners=False``): what was at u is
+    now at ``scale * u + (dx, dy)``. Bilinear; what comes in from outside the frame is 0 (for a
+    premultiplied RGBA image: transparent)."""
+    if scale == 1.0 and dx == 0.0 and dy == 0.0:
+        return image
+    c, h, w = image.shape
+    # Output u_out samples the input at (u_out - d) / s: affine_grid maps output to input coordinates.
+    s, dx, dy = float(scale), float(dx), float(dy)
+    theta = torch.tensor([[[1.0 / s, 0.0, -dx / s], [0.0, 1.0 / s, -dy / s]]], dtype=torch.float32)
+    grid = F.affine_grid(theta, [1, c, h, w], align_corners=False)
+    out = F.grid_sample(image[None].float(), grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return out[0]
+
+
+def _grey(img: torch.Tensor) -> torch.Tensor:
+    return (0.299 * img[0] + 0.587 * img[1] + 0.114 * img[2])[None]
+
+
+def colour_jitter(img: torch.Tensor, brightness: float, contrast: float, saturation: float) -> torch.Tensor:
+    """Brightness (scale), contrast (blend with the mean grey), saturation (blend with each pixel's grey),
+    in that order, each clipped to [0, 1]; RGB (3, H, W). Factors of 1 leave the image as it is."""
+    if brightness != 1.0:
+        img = (img * brightness).clamp(0.0, 1.0)
+    if contrast != 1.0:
+        mean = _grey(img).mean()
+        img = ((img - mean) * contrast + mean).clamp(0.0, 1.0)
+    if saturation != 1.0:
+        grey = _grey(img)
+        img = ((img - grey) * saturation + grey).clamp(0.0, 1.0)
+    return img
+
+
+def augment_image(premul: torch.Tensor, aug: Augmentation) -> torch.Tensor:
+    """Premultiplied RGBA (4, S, S) in [0, 1] -> the augmented input (3, S, S): reframed (alpha and all,
+    so the background fills what comes in from outside), composited on the drawn background, jittered."""
+    x = reframe(premul.float(), aug.scale, aug.dx, aug.dy)
+    rgb, alpha = x[:3], x[3:4].clamp(0.0, 1.0)
+    background = torch.tensor(aug.background, dtype=torch.float32)[:, None, None]
+    img = (rgb + background * (1.0 - alpha)).clamp(0.0, 1.0)
+    return colour_jitter(img, aug.brightness, aug.contrast, aug.saturation)
 
 
 LABEL_RESOLUTION = 128
@@ -74,7 +200,11 @@ def label_resolution(path: Path) -> int:
 
 
 class ShapeViewDataset(Dataset):
-    """Items are (shape, view) pairs of one split; returns unbatched tensors (see models/base.py)."""
+    """Items are (shape, view) pairs of one split; returns unbatched tensors (see models/base.py).
+
+    ``augment=True`` (the trainer's train split) applies the config's ``aug_*`` augmentations when any is
+    on; every other use (validation, evaluation) reads the renders as inference does.
+    """
 
     def __init__(
         self,
@@ -86,6 +216,7 @@ class ShapeViewDataset(Dataset):
         with_images: bool = True,
         with_voxels: bool = True,
         cache_size: int = 4096,
+        augment: bool = False,
     ) -> None:
         self.root = Path(root)
         self.index = read_index(self.root)
@@ -97,6 +228,7 @@ class ShapeViewDataset(Dataset):
         self.epoch = 0
         self.with_images = with_images
         self.with_voxels = with_voxels
+        self.augment = bool(augment and with_images and augmentations_on(cfg))
         self.categories: list[str] = list(self.index["categories"])
         self.shape_keys: list[str] = list(self.index["splits"][split])
         self.views: dict[str, tuple[list[str], list[Viewpoint]]] = {}
@@ -143,9 +275,14 @@ class ShapeViewDataset(Dataset):
         return arrays
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        key, view_idx = self.items[i]
-        arrays = self._shape_arrays(key)
-        rng = np.random.default_rng([self.seed, self.epoch, i])
+        return self.load(i, (self.seed, self.epoch, i))
+
+    def load(self, i: int, key: Sequence[int]) -> dict[str, torch.Tensor]:
+        """Item ``i`` with its random draws seeded by ``key``: (seed, epoch, i) for ``dataset[i]``; a
+        training mix (:mod:`ifkd.data.mix`) passes its own (seed, epoch, position in the mix)."""
+        key_name, view_idx = self.items[i]
+        arrays = self._shape_arrays(key_name)
+        rng = np.random.default_rng(list(key))
         n_all = arrays["points"].shape[0]
         n_uniform = int(round(self.cfg.uniform_fraction * self.cfg.points_per_shape))
         n = self.cfg.points_per_shape - n_uniform
@@ -154,30 +291,59 @@ class ShapeViewDataset(Dataset):
         if n_uniform:
             extra, extra_occ = uniform_points_in_grid(arrays["labels"], n_uniform, rng)
             points, occ = np.concatenate([points, extra]), np.concatenate([occ, extra_occ.astype(np.float32)])
-        names, views = self.views[key]
+        names, views = self.views[key_name]
         item = {
             "points": torch.from_numpy(points),
             "occ": torch.from_numpy(occ),
             "E": torch.from_numpy(view_transform(views[view_idx]).astype(np.float32)),
-            "category": torch.tensor(self.categories.index(key.split("/")[0]), dtype=torch.int64),
+            "category": torch.tensor(self.categories.index(key_name.split("/")[0]), dtype=torch.int64),
             "index": torch.tensor(i, dtype=torch.int64),
         }
         if self.with_voxels:
             item["voxels"] = torch.from_numpy(arrays["voxels"].astype(np.float32))[None]
         if self.with_images:
-            item["image"] = self._image(key, view_idx, names[view_idx])
+            if self.augment:
+                aug = draw_augmentation(self.cfg, np.random.default_rng([*key, AUGMENT_STREAM]))
+                item["image"] = augment_image(self._premultiplied(key_name, view_idx, names[view_idx]), aug)
+                item["framing"] = aug.framing
+            else:
+                item["image"] = self._image(key_name, view_idx, names[view_idx])
+                item["framing"] = torch.tensor(IDENTITY_FRAMING, dtype=torch.float32)
         return item
 
-    def _image(self, key: str, view_idx: int, name: str) -> torch.Tensor:
-        """The view's input tensor; kept as uint8 after the first read (decode + resize dominate)."""
+    def _cached(self, key: str, view_idx: int, make) -> torch.Tensor:
+        """A view's uint8 tensor, made once (decode + resize dominate) and kept while the cache has room."""
         cached = self._images.get((key, view_idx))
         if cached is None:
-            path = shape_dir(self.root, key) / RENDER_DIR / name
-            img = image_to_tensor(load_image(path), self.cfg.image_size, self.cfg.background)
-            cached = (img * 255.0).round().to(torch.uint8)
+            cached = make()
             if len(self._images) < self._cache_size * 24:
                 self._images[(key, view_idx)] = cached
-        return cached.float() / 255.0
+        return cached
+
+    def _image(self, key: str, view_idx: int, name: str) -> torch.Tensor:
+        """The view's input tensor (3, S, S), composited on ``background`` as at inference."""
+
+        def make() -> torch.Tensor:
+            path = shape_dir(self.root, key) / RENDER_DIR / name
+            img = image_to_tensor(load_image(path), self.cfg.image_size, self.cfg.background)
+            return (img * 255.0).round().to(torch.uint8)
+
+        return self._cached(key, view_idx, make).float() / 255.0
+
+    def _premultiplied(self, key: str, view_idx: int, name: str) -> torch.Tensor:
+        """The view's premultiplied RGBA (4, S, S) in [0, 1], for augmentation (one dataset caches either
+        these or composited images, never both)."""
+
+        def make() -> torch.Tensor:
+            rgb, alpha = premultiplied(
+                load_image(shape_dir(self.root, key) / RENDER_DIR / name), self.cfg.image_size
+            )
+            rgba = np.concatenate([rgb, alpha], axis=-1).transpose(2, 0, 1)
+            return torch.from_numpy(
+                np.ascontiguousarray(np.clip(rgba, 0.0, 1.0) * 255.0).round().astype(np.uint8)
+            )
+
+        return self._cached(key, view_idx, make).float() / 255.0
 
 
 def make_dataset(

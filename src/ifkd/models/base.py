@@ -14,7 +14,18 @@ occ            (B, N) float32          ground-truth occupancy of ``points`` (0 o
 E              (B, 4, 4) float32       view transform of the image's view (object -> view frame)
 voxels         (B, 1, R, R, R) float32 occupancy grid, axes (x, y, z), cell centres on [-0.5, 0.5]^3
 category       (B,) int64              category index (into the dataset's category list)
+framing        (B, 3) float32          (s, dx, dy) of the loader's framing jitter, with images:
+                                       the image was scaled by s about its centre and shifted
+                                       by (dx, dy) (normalised [-1, 1] units), so a point that
+                                       M_c projects to u shows at s u + (dx, dy);
+                                       (1, 0, 0) when not reframed
 =============  ======================  =====================================================
+
+Methods that project points into the image (the IFKD student and its variants, the camera baseline)
+apply ``framing`` after the projection, in training (:meth:`Method.training_losses`) and validation
+(:meth:`Method.predict`), reading it with ``batch.get("framing")``; their ``decode`` takes it as an
+optional ``framing`` argument, which inference leaves at None (identity: images are not reframed).
+Methods that project nothing (teacher, global baseline) ignore it.
 
 Frames of :meth:`Method.decode`:
 

@@ -94,7 +94,10 @@ class ResNetEncoder(nn.Module):
 
 
 class GlobalSVR(Method):
-    """IM-NET-style SVR: image -> one global latent; decoder(latent ⊕ p) at object-frame points."""
+    """IM-NET-style SVR: image -> one global latent; decoder(latent ⊕ p) at object-frame points.
+
+    It projects nothing, so a reframed training image (``batch['framing']``) is a plain augmentation here.
+    """
 
     frame = "object"
     input_kind = "image"
@@ -143,6 +146,10 @@ class CameraSVR(Method):
 
     The camera head and the global latent share the U-Net encoder (its pooled bottleneck); DISN uses a
     separate camera CNN and two decoders summed -- one shared encoder and one decoder keep it CPU-sized.
+
+    Framing jitter: the camera head learns the render's true E (the camera loss ignores the reframing,
+    which an [R | (0, 0, d)] camera cannot express), and the points it projects are moved by the
+    training image's known framing, s uv + (dx, dy), so the local features come from the right pixels.
     """
 
     frame = "object"
@@ -170,14 +177,21 @@ class CameraSVR(Method):
         distance = NOMINAL_DISTANCE + raw[:, 6]
         return CameraCode(fmap, self.global_head(pooled), rotation, distance)
 
-    def decode(self, code: CameraCode, points: torch.Tensor, distance: torch.Tensor | None = None):
-        """Logits (B, N) at object-frame points (B, N, 3), projected with the *estimated* camera;
-        ``distance`` is unused (the estimated one is in the code)."""
+    def decode(
+        self,
+        code: CameraCode,
+        points: torch.Tensor,
+        distance: torch.Tensor | None = None,
+        framing: torch.Tensor | None = None,
+    ):
+        """Logits (B, N) at object-frame points (B, N, 3), projected with the *estimated* camera, then
+        moved by the training image's known ``framing`` (B, 3) (None at inference); ``distance`` is
+        unused (the estimated one is in the code)."""
         R, d = code.rotation, code.distance
         if DETACH_ESTIMATED_CAMERA:
             R, d = R.detach(), d.detach()
         p = points.float()
-        local = pixel_aligned_features(code.features, place_in_camera(p, R, d), self.M_c)
+        local = pixel_aligned_features(code.features, place_in_camera(p, R, d), self.M_c, framing)
         latent = code.global_code.float().unsqueeze(1).expand(-1, points.shape[1], -1)
         return self.decoder(torch.cat([local, latent, p], dim=-1))
 
@@ -187,7 +201,8 @@ class CameraSVR(Method):
         """recon (MSE of sigmoid vs occ) + CAM_LOSS_WEIGHT * cam, where cam = mean squared distance
         between the batch points moved by the estimated and by the true E (DISN's camera loss)."""
         code = self.encode(batch["image"])
-        recon = F.mse_loss(torch.sigmoid(self.decode(code, batch["points"]).float()), batch["occ"].float())
+        logits = self.decode(code, batch["points"], framing=batch.get("framing"))
+        recon = F.mse_loss(torch.sigmoid(logits.float()), batch["occ"].float())
         p, E = batch["points"].float(), batch["E"].float()
         with full_precision(p):
             p_true = p @ E[:, :3, :3].transpose(1, 2) + E[:, :3, 3].unsqueeze(1)
@@ -196,4 +211,5 @@ class CameraSVR(Method):
         return {"loss": recon + CAM_LOSS_WEIGHT * cam, "recon": recon, "cam": cam}
 
     def predict(self, batch: Batch) -> torch.Tensor:
-        return torch.sigmoid(self.decode(self.encode(batch["image"]), batch["points"]).float())
+        code = self.encode(batch["image"])
+        return torch.sigmoid(self.decode(code, batch["points"], framing=batch.get("framing")).float())

@@ -54,15 +54,35 @@ def distance_tensor(distance: torch.Tensor | float | None, batch: int, ref: torc
     return d.expand(batch, 1)
 
 
-def pixel_aligned_features(fmap: torch.Tensor, points_cam: torch.Tensor, M_c: torch.Tensor) -> torch.Tensor:
-    """Sample ``fmap`` (B, C, H, W) at the projections of camera-frame points (B, N, 3) -> (B, N, C)."""
+def apply_framing(uv: torch.Tensor, framing: torch.Tensor | None) -> torch.Tensor:
+    """Normalised image points uv (B, N, 2) -> s * uv + (dx, dy) for ``framing`` (B, 3) = (s, dx, dy), the
+    training loader's framing jitter (``batch['framing']``, :func:`ifkd.data.loader.reframe`): where
+    the points are in the reframed image. None (inference) leaves uv as M_c projects it."""
+    if framing is None:
+        return uv
+    f = framing.to(device=uv.device, dtype=torch.float32)
+    return uv * f[:, None, :1] + f[:, None, 1:]
+
+
+def pixel_aligned_features(
+    fmap: torch.Tensor, points_cam: torch.Tensor, M_c: torch.Tensor, framing: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Sample ``fmap`` (B, C, H, W) at the projections of camera-frame points (B, N, 3) -> (B, N, C).
+
+    The one place where points are projected to feature-map coordinates: M_c, then the image's framing
+    (B, 3) (None: identity, as at inference), then bilinear ``grid_sample`` (``align_corners=False``).
+    """
     with full_precision(points_cam):
         uv, _ = project(points_cam.float(), None, M_c.float())
-        return sample_image(fmap, uv, padding_mode="border")
+        return sample_image(fmap, apply_framing(uv, framing), padding_mode="border")
 
 
 class IFKDStudent(Method):
     """U-Net -> feature map; z1 = bilinear sample at p' = M_c (R_i p + (0, 0, d)); decoder(z1 ⊕ R_i p [⊕ g]).
+
+    A training image reframed by the loader's framing jitter (``batch['framing']`` = (s, dx, dy)) is
+    sampled at s p' + (dx, dy) instead (:func:`apply_framing`), so the feature still comes from the
+    pixel the point projects to; at inference nothing is reframed.
 
     ``teacher_dim`` (the teacher's z2 size) adds the KD projection head (z1, or the decoder's first
     hidden layer with ``kd_feature='point'``) -> z2 space; without it the
@@ -100,12 +120,17 @@ class IFKDStudent(Method):
         return StudentCode(fmap, g)
 
     def point_features(
-        self, code: StudentCode, points: torch.Tensor, distance: torch.Tensor | float | None = None
+        self,
+        code: StudentCode,
+        points: torch.Tensor,
+        distance: torch.Tensor | float | None = None,
+        framing: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """z1 (B, N, feature_channels) at view-centred points (B, N, 3) placed at ``distance`` (B,)."""
+        """z1 (B, N, feature_channels) at view-centred points (B, N, 3) placed at ``distance`` (B,), in
+        an image reframed by ``framing`` (B, 3) (None: not reframed; see :func:`apply_framing`)."""
         d = distance_tensor(distance, points.shape[0], points)
         p_cam = points.float() + F.pad(d, (2, 0)).unsqueeze(1)  # + (0, 0, d)
-        return pixel_aligned_features(code.features, p_cam, self.M_c)
+        return pixel_aligned_features(code.features, p_cam, self.M_c, framing)
 
     def _decoder_input(self, code: StudentCode, points: torch.Tensor, z1: torch.Tensor) -> torch.Tensor:
         """z1 (B, N, C) ⊕ view-centred xyz (B, N, 3) [⊕ global code] -> (B, N, decoder in_dim)."""
@@ -117,9 +142,16 @@ class IFKDStudent(Method):
     def _logits(self, code: StudentCode, points: torch.Tensor, z1: torch.Tensor) -> torch.Tensor:
         return self.decoder(self._decoder_input(code, points, z1))
 
-    def decode(self, code: StudentCode, points: torch.Tensor, distance: torch.Tensor | float | None = None):
-        """Occupancy logits (B, N) at view-centred points (B, N, 3); distance (B,) or None (nominal)."""
-        return self._logits(code, points, self.point_features(code, points, distance))
+    def decode(
+        self,
+        code: StudentCode,
+        points: torch.Tensor,
+        distance: torch.Tensor | float | None = None,
+        framing: torch.Tensor | None = None,
+    ):
+        """Occupancy logits (B, N) at view-centred points (B, N, 3); distance (B,) or None (nominal);
+        ``framing`` (B, 3) of a reframed training image, None at inference."""
+        return self._logits(code, points, self.point_features(code, points, distance, framing))
 
     def training_losses(
         self, batch: Batch, kd_active: bool = False, teacher: Method | None = None
@@ -129,7 +161,7 @@ class IFKDStudent(Method):
         (a VoxelTeacher in eval mode) at the same object-frame points; loss = recon + kd_weight * kd."""
         points, distance = view_centred_points(batch)
         code = self.encode(batch["image"])
-        z1 = self.point_features(code, points, distance)
+        z1 = self.point_features(code, points, distance, batch.get("framing"))
         logits, hidden = self.decoder.forward_with_hidden(self._decoder_input(code, points, z1))
         recon = F.mse_loss(torch.sigmoid(logits.float()), batch["occ"].float())
         out = {"recon": recon}
@@ -151,4 +183,5 @@ class IFKDStudent(Method):
     def predict(self, batch: Batch) -> torch.Tensor:
         """Occupancy probabilities (B, N) at object-frame ``batch['points']`` using the known E."""
         points, distance = view_centred_points(batch)
-        return torch.sigmoid(self.decode(self.encode(batch["image"]), points, distance).float())
+        code = self.encode(batch["image"])
+        return torch.sigmoid(self.decode(code, points, distance, batch.get("framing")).float())

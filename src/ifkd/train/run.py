@@ -49,17 +49,21 @@ def _load_teacher(teacher_run: Path, cfg: Config, spec: Any, device: torch.devic
 def validation_sets(
     data_root: str | Path, cfg: Config, fields: dict[str, bool]
 ) -> tuple[Dataset, dict[str, Dataset]]:
-    """The val split twice: uniform points in the padded box (volumetric IoU, the metric the test
-    protocol reports, which picks 'best') and the stored near-surface pairs (logged as 'surface')."""
+    """The val split of ``data_root`` (the first source of a training mix) twice: uniform points in the
+    padded box (volumetric IoU, the metric the test protocol reports, which picks 'best') and the stored
+    near-surface pairs (logged as 'surface'). With ``data.val_extra`` also each of ``data.extra_roots``'
+    val splits at uniform points (logged as 'extra1', ...; they do not pick 'best'). No augmentation."""
     from ifkd.data.loader import make_dataset
 
     volume = replace(cfg.data, uniform_fraction=1.0, points_per_shape=cfg.train.val_points)
     surface = replace(cfg.data, uniform_fraction=0.0)  # the stored pairs alone, whatever training mixes in
     seed = cfg.train.seed
-    return (
-        make_dataset(data_root, "val", volume, seed=seed, **fields),
-        {"surface": make_dataset(data_root, "val", surface, seed=seed, **fields)},
-    )
+    main = make_dataset(data_root, "val", volume, seed=seed, **fields)
+    extra = {"surface": make_dataset(data_root, "val", surface, seed=seed, **fields)}
+    if cfg.data.val_extra:
+        for k, root in enumerate(cfg.data.extra_roots, 1):
+            extra[f"extra{k}"] = make_dataset(root, "val", volume, seed=seed, **fields)
+    return main, extra
 
 
 def train(
@@ -80,7 +84,8 @@ def train(
     process calls this; rank 0 alone writes. Returns the final metrics (``status``: 'completed' or
     'max_steps'). Raises :class:`NonFiniteLossError` (CLI exit 2) and :class:`TrainingInterrupted`.
     """
-    from ifkd.data.loader import make_dataset
+    from ifkd.data.loader import augmentations_on
+    from ifkd.data.mix import MixedDataset, make_training_set
     from ifkd.methods import build_method, get_spec
     from ifkd.train.loop import fit  # here, not at the top: loop re-exports train from this module
 
@@ -103,10 +108,27 @@ def train(
         is_teacher = spec.name.startswith("teacher")
         # Each method reads only what it needs: teachers no images, students without KD no voxels.
         fields = {"with_images": not is_teacher, "with_voxels": is_teacher or teacher is not None}
-        train_set = make_dataset(data_root, "train", cfg.data, seed=cfg.train.seed, **fields)
+        # The train split alone is augmented (data.aug_*); validation reads renders as inference does.
+        train_set = make_training_set(data_root, cfg.data, seed=cfg.train.seed, augment=True, **fields)
+        if isinstance(train_set, MixedDataset):
+            names = [str(data_root), *cfg.data.extra_roots]
+            notes.append(train_set.describe(names))
+        if fields["with_images"] and augmentations_on(cfg.data):
+            d = cfg.data
+            notes.append(
+                f"augmentations: background white {d.aug_background_white:g} / flat colour "
+                f"{d.aug_background_colour:g}, jitter brightness {d.aug_brightness:g} contrast "
+                f"{d.aug_contrast:g} saturation {d.aug_saturation:g}, framing scale +-{d.aug_scale:g} "
+                f"shift +-{d.aug_shift:g}"
+            )
         val_set, val_extra = None, {}
         if cfg.train.val_shapes > 0:
             val_set, val_extra = validation_sets(data_root, cfg, fields)
+            if cfg.data.extra_roots:
+                notes.append(
+                    f"validation ('best') on {data_root}'s val split"
+                    + "".join(f"; val_iou_{k} on {v.root}" for k, v in val_extra.items() if k != "surface")
+                )
         seed_everything(cfg.train.seed)
         method = build_method(cfg.method, cfg, teacher_dim=teacher_dim)
         return fit(
