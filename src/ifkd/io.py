@@ -8,6 +8,7 @@ taken by every command that writes one before it writes anything).
 
 from __future__ import annotations
 
+import errno
 import glob
 import io
 import json
@@ -119,7 +120,7 @@ def atomic_save_npz(path: str | Path, compressed: bool = True, **arrays: np.ndar
 def read_json(path: str | Path) -> Any:
     path = Path(path)
     if not path.is_file():
-        raise InputError(f"{path}: file not found")
+        raise InputError(not_found(path))
     try:
         return json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -297,3 +298,34 @@ def _cleanup_permit(folder: Path) -> Iterator[bool]:
                 lock.release()
             return
     yield True  # no ifkd writer holds this folder or one above it
+
+
+def batch_exit(failed: int, total: int, what: str, where: str | Path) -> int:
+    """The one exit rule of batch commands: 0 when every item succeeded; else a final line on stderr
+    ("N of M <what> failed ...; the others are in <where>") and 2. Each failed item was listed before."""
+    if not failed:
+        return 0
+    print(
+        f"ifkd: {failed} of {total} {what} failed or were flagged (listed above); the others are in {where}",
+        file=sys.stderr,
+    )
+    return 2
+
+
+def not_found(path: str | Path, what: str = "file") -> str:
+    """Why ``path`` cannot be opened as a file, in words: a symbolic link that loops or points nowhere is
+    named as such (``Path.is_file`` says False for both, and "not found" would send a user looking for
+    a file that is there), a folder is a folder; else "<what> not found"."""
+    path = Path(path)
+    if os.path.islink(path) and not path.exists():
+        try:
+            path.resolve(strict=True)
+        except RuntimeError:
+            return f"{path}: symbolic link loop (the {what} cannot be reached)"
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                return f"{path}: symbolic link loop (the {what} cannot be reached)"
+        return f"{path}: dangling symbolic link (it points to {os.readlink(path)!r}, which does not exist)"
+    if path.is_dir():
+        return f"{path}: is a folder, not a {what}"
+    return f"{path}: {what} not found"

@@ -140,3 +140,18 @@ def test_data_info_check_asks_to_reimport_an_old_import(good, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "imported with inside test v1" in err and "re-import it with `ifkd data import meshes`" in err
     assert "real/gone: flagged at import, kept out of the splits: empty solid" in err
+
+
+def test_import_with_broken_meshes_exits_2_and_writes_the_others(tmp_path, capsys):
+    """The batch rule: exit 0 only when every item succeeded; 2 when some failed, the others written."""
+    from ifkd.cli import main
+
+    src = _meshes(tmp_path / "src")
+    (src / "bad.obj").write_text("v 1 2\nf nonsense\n")
+    (src / "line.ply").write_text("ply\nformat ascii 1.0\nelement vertex 2\nproperty float x\nend_header\n")
+    out = tmp_path / "ds"
+    argv = ["data", "import", "meshes", str(src), "--out", str(out), "--views", "1", "--points", "1000"]
+    assert main([*argv, "--voxel-resolutions", "32"]) == 2
+    cap = capsys.readouterr()
+    assert "2 of 4 models failed or were flagged (listed above)" in cap.err
+    assert sorted(read_index(out)["splits"]["test"]) == ["real/ball", "real/box"]

@@ -105,3 +105,19 @@ def test_cli_synth_info_show(tmp_path, capsys):
     assert sheet.stat().st_size > 1000
     assert main(["data", "synth", "--out", str(out), "--categories", "teapot"]) == 2
     assert main(["data", "info", str(tmp_path / "nowhere")]) == 2
+
+
+def test_rerun_with_other_settings_is_refused(tmp_path, capsys):
+    """A folder is never completed with other settings (mixed view counts and sizes under one index)."""
+    from ifkd.cli import main
+
+    out = tmp_path / "ds"
+    base = ["data", "synth", "--out", str(out), "--per-category", "1", "--categories", "chair"]
+    assert main([*base, "--views", "1", "--image-size", "32"]) == 0
+    before = sorted(p.relative_to(out) for p in out.rglob("*"))
+    for extra in (["--views", "2", "--image-size", "32"], ["--views", "1", "--image-size", "48"]):
+        assert main([*base, *extra]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "holds a dataset made with" in err[0] and "nothing was written" in err[0]
+    assert sorted(p.relative_to(out) for p in out.rglob("*")) == before
+    assert main([*base, "--views", "1", "--image-size", "32"]) == 0  # the same settings complete it

@@ -206,8 +206,13 @@ def _race(argv_for, rounds: int) -> list[tuple[dict, dict]]:
             w.wait(60)
 
 
-def _check_round(folder: Path, a: dict, b: dict) -> None:
-    assert not (a["rc"] == 0 and b["rc"] == 0), "both writers ran on one folder"
+def _check_round(folder: Path, a: dict, b: dict) -> bool:
+    """Check one race; False when both succeeded. On a loaded machine one process can reach the lock
+    only after the other released it (the writes take ~0.2 s), and then both rightly succeed one after
+    the other; the caller requires most rounds to be real races, so a broken lock (both succeed nearly
+    every time) still fails the test."""
+    if a["rc"] == 0 and b["rc"] == 0:
+        return False
     winner, loser = (a, b) if a["rc"] == 0 else (b, a)
     assert winner["rc"] == 0, winner["err"][-2000:]
     assert loser["rc"] == 2 and loser["t0"] < winner["t1"]  # it ran while the winner held the folder
@@ -215,6 +220,7 @@ def _check_round(folder: Path, a: dict, b: dict) -> None:
     assert len(lines) == 1 and "Traceback" not in loser["err"], loser["err"]
     assert re.fullmatch(f"ifkd: error: {re.escape(str(folder))}: {IN_USE}", lines[0]), lines[0]
     assert re.search(IN_USE, lines[0]).group(1) == str(winner["pid"])
+    return True
 
 
 def test_two_writers_started_at_once_never_both_run(small_dataset, tmp_path):
@@ -228,11 +234,13 @@ def test_two_writers_started_at_once_never_both_run(small_dataset, tmp_path):
         resume = ["--resume"] if i % 2 else []  # `--resume` of a run not made yet starts it
         return [*STUDENT, "--data", small_dataset, "--out", tmp_path / f"out{i}", *TINY_TRAIN, *resume]
 
+    races = 0
     for i, (a, b) in enumerate(_race(argv, rounds=16)):
         folder = tmp_path / f"out{i}"
-        _check_round(folder, a, b)
+        races += _check_round(folder, a, b)
         made = "index.json" if i < 8 else "checkpoints/last.json"
         assert (folder / made).is_file() and _hidden(folder) == []
+    assert races >= 8, f"only {races} of 16 rounds were real races (machine too loaded to test)"
 
 
 @pytest.mark.slow

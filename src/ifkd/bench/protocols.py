@@ -64,6 +64,7 @@ class ProtocolData:
                 "imported": sorted([*s["imported"], *s["existing"]]),
                 "skipped": s["broken"],
                 "n_skipped": len(s["broken"]),
+                "degenerate": s.get("degenerate", []),
                 "warnings": s["warnings"],
             }
         return out
@@ -175,6 +176,8 @@ def real_data(
     )
     for bad in summary["broken"]:
         log(f"skipped {bad['key']}: {bad['reason']}")
+    for bad in summary["degenerate"]:
+        log(f"skipped {bad['key']} (degenerate ground truth, kept out of the test split): {bad['reason']}")
     if not summary["imported"] and not summary["existing"]:
         raise InputError(f"{meshes}: no mesh could be imported ({len(summary['broken'])} skipped)")
     info = {**asdict(settings), "views": budget.real_views, "seed": s.seed, "meshes": str(meshes)}

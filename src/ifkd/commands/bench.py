@@ -100,6 +100,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def _run_bench(args: argparse.Namespace) -> int:
     from ifkd.bench.harness import run_benchmark
     from ifkd.bench.tables import write_results_md
+    from ifkd.io import batch_exit
 
     budget = _budget(args)
     out = output_folder(args)
@@ -121,4 +122,7 @@ def _run_bench(args: argparse.Namespace) -> int:
     if root is not None:
         print(f"updated {write_results_md(root)}")
     print(f"{len(results['runs'])} evaluated runs in {out / 'results.json'}")
-    return 0
+    imported = results.get("dataset", {}).get("import") or {}
+    failed = imported.get("n_skipped", 0) + len(imported.get("degenerate", []))
+    total = len(imported.get("imported", [])) + imported.get("n_skipped", 0)
+    return batch_exit(failed, total, "meshes", out)

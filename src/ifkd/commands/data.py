@@ -170,7 +170,7 @@ def cmd_data_show(args: argparse.Namespace) -> int:
 
 def cmd_data_real(args: argparse.Namespace) -> int:
     from ifkd.data.realsets import DEFAULT_ROOT, build_real_dataset
-    from ifkd.data.shapenet.importer import format_summary
+    from ifkd.data.shapenet.importer import format_summary, import_exit
 
     summary = build_real_dataset(
         args.out,
@@ -185,4 +185,4 @@ def cmd_data_real(args: argparse.Namespace) -> int:
         print(f"  {cat:12s} train {n['train']:3d}  val {n['val']:3d}  test {n['test']:3d}")
     if not summary["imported"] and not summary["existing"]:
         raise InputError(f"no real mesh could be imported into {args.out} (see the reasons above)")
-    return 0
+    return import_exit(summary)

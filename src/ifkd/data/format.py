@@ -33,6 +33,7 @@ from ifkd.io import (
     atomic_save_npz,
     atomic_write_json,
     atomic_write_text,
+    not_found,
     read_json,
     remove_stale_temps,
 )
@@ -178,7 +179,7 @@ def read_shape(
     """Read and validate ``shape.npz``; only the requested voxel grids are unpacked."""
     path = Path(path)
     if not path.is_file():
-        raise InputError(f"{path}: file not found")
+        raise InputError(not_found(path))
     try:
         with np.load(path, allow_pickle=False) as npz:
             names = set(npz.files)
@@ -237,7 +238,7 @@ def read_views(folder: str | Path) -> tuple[list[str], list[Viewpoint]]:
     folder = Path(folder)
     meta = folder / METADATA_FILE
     if not meta.is_file():
-        raise InputError(f"{meta}: file not found")
+        raise InputError(not_found(meta))
     lines = [ln for ln in meta.read_text().splitlines() if ln.strip()]
     try:
         views = [parse_metadata_line(ln, f"{meta}: line {i + 1}") for i, ln in enumerate(lines)]
@@ -256,6 +257,40 @@ def read_views(folder: str | Path) -> tuple[list[str], list[Viewpoint]]:
     return names, views
 
 
+IMAGE_SIGNATURES = {
+    b"\x89PNG\r\n\x1a\n": "PNG",
+    b"\xff\xd8\xff": "JPEG",
+    b"GIF87a": "GIF",
+    b"GIF89a": "GIF",
+    b"BM": "BMP",
+    b"II*\x00": "TIFF",
+    b"MM\x00*": "TIFF",
+}
+
+
+def image_signature(path: str | Path) -> str | None:
+    """The image format a file's first bytes announce ('PNG', 'JPEG', ..., 'WebP'), or None."""
+    with open(path, "rb") as f:
+        head = f.read(16)
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WebP"
+    return next((kind for magic, kind in IMAGE_SIGNATURES.items() if head.startswith(magic)), None)
+
+
+def _decoder_error(path: str | Path, kind: str) -> str | None:
+    """What the format's own Pillow decoder says about a file it refused (Image.open only says that no
+    decoder accepted it)."""
+    factory = Image.OPEN.get(kind.upper(), (None,))[0]
+    if factory is None:
+        return None
+    try:
+        with open(path, "rb") as f:
+            factory(f, str(path))
+    except Exception as exc:  # the decoder's own complaint, whatever its type
+        return " ".join(str(exc).split()) or type(exc).__name__
+    return None
+
+
 def load_image(path: str | Path) -> np.ndarray:
     """Any image file -> RGBA uint8 (H, W, 4). Alpha is 255 where the file has none.
 
@@ -266,7 +301,7 @@ def load_image(path: str | Path) -> np.ndarray:
 
     path = Path(path)
     if not path.is_file():
-        raise InputError(f"{path}: image file not found")
+        raise InputError(not_found(path, "image file"))
     if path.stat().st_size == 0:
         raise InputError(f"{path}: empty file (0 bytes)")
     try:
@@ -287,7 +322,10 @@ def load_image(path: str | Path) -> np.ndarray:
     except Image.DecompressionBombError as exc:
         # Pillow refuses > 2x its own limit already at open(), before our size check sees it.
         raise InputError(f"{path}: image exceeds the limit of {MAX_IMAGE_PIXELS} pixels ({exc})") from None
-    except UnidentifiedImageError:
+    except UnidentifiedImageError as exc:
+        kind = image_signature(path)
+        if kind:  # the right magic bytes, but Pillow could not parse it: a damaged file, not a non-image
+            raise InputError(f"{path}: corrupt {kind} file ({_decoder_error(path, kind) or exc})") from None
         raise InputError(f"{path}: not an image file (unrecognised format)") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise InputError(f"{path}: unreadable or truncated image ({exc})") from None
@@ -311,7 +349,7 @@ def check_shape(root: str | Path, key: str) -> None:
     folder = shape_dir(root, key)
     path = folder / SHAPE_FILE
     if not path.is_file():
-        raise InputError(f"{path}: file not found")
+        raise InputError(not_found(path))
     record = read_shape(path, voxel_resolutions=stored_voxel_resolutions(path))
     iou = read_iou_points(path)
     read_eval_surface(path)

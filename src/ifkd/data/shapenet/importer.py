@@ -27,7 +27,7 @@ from ifkd.data.shapenet.convert import (
 )
 from ifkd.data.shapenet.occupancy import INSIDE_TEST_VERSION
 from ifkd.engine import Failed, Workers, check_scheduler, run_tasks, scheduler_of
-from ifkd.io import InputError, check_writable
+from ifkd.io import InputError, batch_exit, check_writable
 
 __all__ = [
     "ImportSettings",
@@ -364,7 +364,14 @@ def cmd_import(args: argparse.Namespace) -> int:
     print(format_summary(summary))
     if not summary["imported"] and not summary["existing"]:
         raise InputError(f"no model could be imported into {args.out} (see the reasons above)")
-    return 0
+    return import_exit(summary)
+
+
+def import_exit(summary: dict) -> int:
+    """Exit status of an import: 2 when any model was broken or flagged degenerate (batch rule)."""
+    failed = len(summary["broken"]) + len(summary["degenerate"])
+    total = len(summary["imported"]) + len(summary["existing"]) + len(summary["broken"])
+    return batch_exit(failed, total, "models", summary["out"])
 
 
 def add_import_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:

@@ -9,16 +9,21 @@ re-normalise (box centre at the origin, diagonal 1). Any other mesh is only re-n
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
 import trimesh
 
-from ifkd.io import InputError
+from ifkd.io import InputError, not_found
 
 MESH_SUFFIXES = (".obj", ".ply", ".stl", ".off", ".glb", ".gltf")
 V1_FILE = "model.obj"
 V2_FILE = "models/model_normalized.obj"
+MAX_COORDINATE = 1e12
+"""Larger vertex coordinates are refused by name. A mesh 1e30 across used to be called "degenerate":
+its cross products (about 1e60 and more for the normals' squares) overflow or lose every digit, so
+trimesh found no face with a usable area. No real-world unit needs coordinates this large."""
 V2_ROTATION_DEG = -90.0
 """Rotation about +Y taking ShapeNetCore v2 to v1: x_v1 = -z_v2, z_v1 = x_v2.
 
@@ -37,25 +42,32 @@ def load_mesh(path: str | Path) -> trimesh.Trimesh:
     is fine). Raises InputError naming the file for missing, unreadable, empty or non-finite meshes."""
     path = Path(path)
     if not path.is_file():
-        raise InputError(f"{path}: mesh file not found")
+        raise InputError(not_found(path, "mesh file"))
     if path.suffix.lower() not in MESH_SUFFIXES:
         raise InputError(
             f"{path}: unsupported mesh type {path.suffix!r} (use one of {', '.join(MESH_SUFFIXES)})"
         )
     kwargs = {"skip_materials": True} if path.suffix.lower() == ".obj" else {}
     try:
-        loaded = trimesh.load(path, force="mesh", **kwargs)
+        with warnings.catch_warnings():  # overflowing or NaN coordinates: reported below, in one line
+            warnings.simplefilter("ignore", RuntimeWarning)
+            loaded = trimesh.load(path, force="mesh", **kwargs)
     except Exception as exc:  # trimesh raises many types for bad files
         raise InputError(f"{path}: unreadable mesh ({type(exc).__name__}: {exc})") from None
     if isinstance(loaded, trimesh.Scene):  # force='mesh' on an empty scene
         loaded = loaded.to_mesh() if loaded.geometry else trimesh.Trimesh()
     if not isinstance(loaded, trimesh.Trimesh) or len(loaded.faces) == 0:
         raise InputError(f"{path}: no triangles (a point cloud or empty file?)")
-    mesh = trimesh.Trimesh(
-        np.asarray(loaded.vertices, dtype=np.float64), np.asarray(loaded.faces), process=True
-    )
-    if not np.all(np.isfinite(mesh.vertices)):
+    vertices = np.asarray(loaded.vertices, dtype=np.float64)
+    if not np.all(np.isfinite(vertices)):
         raise InputError(f"{path}: vertices contain NaN/Inf")
+    big = float(np.abs(vertices).max()) if len(vertices) else 0.0
+    if big > MAX_COORDINATE:
+        raise InputError(
+            f"{path}: vertex coordinates up to {big:.3g}, beyond {MAX_COORDINATE:.0e}: areas and normals "
+            "overflow in float64 (a unit or export error?)"
+        )
+    mesh = trimesh.Trimesh(vertices, np.asarray(loaded.faces), process=True)
     mesh.update_faces(mesh.nondegenerate_faces())
     mesh.remove_unreferenced_vertices()
     if len(mesh.faces) == 0 or not mesh.area > 0:

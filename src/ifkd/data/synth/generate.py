@@ -7,6 +7,7 @@ shape whose ``shape.npz`` exists is skipped; it is written last), parallel over 
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -17,6 +18,7 @@ import numpy as np
 from ifkd.data.categories import SPLIT_FRACTIONS
 from ifkd.data.format import (
     EVAL_SURFACE_POINTS,
+    INDEX_FILE,
     IOU_POINTS,
     RENDER_DIR,
     SHAPE_FILE,
@@ -32,7 +34,7 @@ from ifkd.data.synth.families import CATEGORIES, make_shape
 from ifkd.engine import Failed, check_scheduler, run_tasks
 from ifkd.geometry.camera import Viewpoint, view_transform
 from ifkd.geometry.sampling import PADDED_HALF, sample_point_values, sample_uniform
-from ifkd.io import check_writable
+from ifkd.io import InputError, atomic_write_json, check_writable, read_json
 from ifkd.render.raycast import render
 
 
@@ -170,6 +172,7 @@ def generate_dataset(
         raise ValueError(f"--workers must be >= 1, got {workers}")
     check_scheduler(scheduler)  # before anything is written
     check_writable(root)
+    check_same_settings(root, s)
     jobs = [(str(root), c, i, s) for c in s.categories for i in range(s.per_category)]
     results = run_tasks(
         _job, jobs, workers, scheduler, desc="synth", progress=progress, unit="shape", shared=[root]
@@ -188,6 +191,40 @@ def generate_dataset(
     splits = plan_splits(s)
     write_synth_index(root, s, splits)
     return splits
+
+
+SETTINGS_FILE = "synth_settings.json"
+"""Written before the first shape: what a rerun into the same folder must ask for again."""
+
+
+def _settings_record(s: SynthSettings) -> dict:
+    return json.loads(json.dumps({**asdict(s), "categories": list(s.categories)}))
+
+
+def check_same_settings(root: Path, s: SynthSettings) -> None:
+    """Refuse to mix datasets: a folder made with other settings (views, image size, seed, categories...)
+    is never completed with this call's, which would leave shapes of two kinds under one index.json. A
+    new folder gets this call's settings recorded (``synth_settings.json``) before any shape."""
+    wanted = _settings_record(s)
+    path = root / SETTINGS_FILE
+    if path.is_file():
+        made = read_json(path)
+    elif (root / INDEX_FILE).is_file():  # made before the settings file existed
+        index = read_json(root / INDEX_FILE)
+        made = {k: v for k, v in (index.get("generator") or {}).items() if k in wanted}
+        if index.get("source") != "ifkd-synth":
+            raise InputError(f"{root}: holds a dataset from {index.get('source')!r}, not `ifkd data synth`")
+    else:
+        atomic_write_json(path, wanted)
+        return
+    diff = [k for k in wanted if k in made and made[k] != wanted[k]]
+    if diff:
+        was = ", ".join(f"{k}={made[k]}" for k in diff)
+        now = ", ".join(f"{k}={wanted[k]}" for k in diff)
+        raise InputError(
+            f"{root}: holds a dataset made with {was}; this call asks {now}: use another --out, or the same "
+            "settings to complete it (nothing was written)"
+        )
 
 
 def write_synth_index(root: Path, s: SynthSettings, splits: dict[str, list[str]], **generator_extra) -> None:
