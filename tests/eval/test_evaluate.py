@@ -124,21 +124,21 @@ def perfect_reconstructor(frame: str, data_root: Path, rotate: bool = True) -> R
 
 def test_view_frame_bookkeeping_end_to_end(bulky_dataset):
     rec = perfect_reconstructor("view", bulky_dataset)
-    rows = evaluate_model(rec, bulky_dataset, EvalOptions(resolution=128))
+    rows = evaluate_model(rec, bulky_dataset, EvalOptions(resolution=128, known_distance=True))
     assert [r["category"] for r in rows] == list(BULKY)
     # The field is the 128^3 voxel grid while the IoU labels are the exact (analytic) ones stored with
     # the data: a 1/128 cell costs these bulky shapes 3-5 % of IoU.
     assert all(r["iou_exact_labels"] == 1.0 for r in rows)
     assert min(r["iou"] for r in rows) > 0.93, [(r["shape"], round(r["iou"], 3)) for r in rows]
     assert min(r["iou_voxels_32"] for r in rows) > 0.85
-    # Every query used the view's true camera distance (known_distance) ...
+    # Every query used the view's true camera distance (known_distance, by request) ...
     keys = read_index(bulky_dataset)["splits"]["test"]
     true = [read_views(shape_dir(bulky_dataset, k) / RENDER_DIR)[1][0].distance for k in keys]
     seen = list(dict.fromkeys(rec.model.distances))  # one per shape, in evaluation order
     assert np.allclose(seen, true, atol=1e-6)
-    # ... or the nominal one when camera-free.
+    # ... or the nominal one when camera-free: the default.
     rec.model.distances.clear()
-    evaluate_model(rec, bulky_dataset, EvalOptions(resolution=16, limit=1, known_distance=False))
+    evaluate_model(rec, bulky_dataset, EvalOptions(resolution=16, limit=1))
     assert np.allclose(rec.model.distances, rec.cfg.eval.distance_ratio * CAM_MAX_DIST)
 
 

@@ -15,10 +15,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resolution", type=int, default=None, help="marching-cubes grid (default: the preset's)")
     p.add_argument("--views", default="first", help="'first' (OccNet: view 0), 'all', or a number per shape")
     p.add_argument("--limit", type=int, default=None, help="evaluate at most N shapes")
-    p.add_argument(
+    dist = p.add_mutually_exclusive_group()
+    dist.add_argument(
+        "--true-distance",
+        action="store_true",
+        help="query at each view's true camera distance (information a camera-free user does not have)",
+    )
+    dist.add_argument(
         "--nominal-distance",
         action="store_true",
-        help="query at the nominal camera distance instead of the view's known one (fully camera-free)",
+        help="query at the nominal camera distance, as a user's image is reconstructed (the default)",
     )
     p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N] | mps (default auto)")
     p.add_argument("--workers", type=int, default=1, help="parallel processes on this machine (default 1)")
@@ -53,7 +59,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         views=args.views,
         resolution=args.resolution,
         limit=args.limit,
-        known_distance=not args.nominal_distance,
+        known_distance=args.true_distance,
     )
     summary = run_evaluation(
         args.model,

@@ -81,8 +81,9 @@ class EvalOptions:
     resolution: int | None = None
     limit: int | None = None
     """evaluate at most this many shapes (quick looks)"""
-    known_distance: bool = True
-    """query at the view's true camera distance (False: the config's nominal one: fully camera-free)"""
+    known_distance: bool = False
+    """query at the view's true camera distance; False (the default): at the nominal one, as a user's
+    image is reconstructed (camera-free: the true distance is information such a user does not have)"""
     seed: int = 0
 
 
