@@ -37,8 +37,7 @@ from ifkd.data.format import IOU_OCC_KEY, IOU_POINTS_KEY
 from ifkd.data.shapenet import meshes
 from ifkd.data.shapenet.occupancy import mesh_ground_truth
 from ifkd.data.synth.families import CATEGORIES, make_shape
-from ifkd.data.synth.generate import SynthSettings, draw_viewpoints
-from ifkd.geometry.camera import view_transform
+from ifkd.geometry.camera import draw_viewpoints, view_transform
 from ifkd.geometry.inside import InsideTest
 from ifkd.geometry.sampling import PADDED_HALF
 from ifkd.geometry.soup import shapenet_soup
@@ -63,7 +62,7 @@ def load_old(rev: str):
 
 
 def renders(mesh: trimesh.Trimesh, n: int) -> None:
-    for v in draw_viewpoints(np.random.default_rng(1), n, SynthSettings()):
+    for v in draw_viewpoints(np.random.default_rng(1), n):
         render(mesh, view_transform(v), 137, supersample=2, filter_width=1.5)
 
 

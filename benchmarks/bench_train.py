@@ -28,7 +28,7 @@ def time_method(name: str, preset: str, root: Path, steps: int, device: torch.de
     cfg = method_config(name, get_preset(preset))
     teacher = None
     if spec.uses_kd:
-        tname = "teacher" if spec.teacher_kind == "ifnet" else "teacher-simple"
+        tname = spec.teacher_method
         teacher = build_method(tname, method_config(tname, cfg)).to(device).eval().requires_grad_(False)
     model = build_method(name, cfg, teacher.feature_dim if teacher is not None else None).to(device).train()
     ds = make_dataset(root, "train", cfg.data, seed=0)

@@ -25,6 +25,8 @@ from pathlib import Path
 
 from common import machine, machine_line, write_results
 
+from ifkd.methods import get_spec
+
 TARGET = 0.5
 """Issue #3: the cpu-preset student reaches validation IoU >= 0.5 within 30 minutes on 2 cores."""
 
@@ -56,7 +58,7 @@ def summarise(run: Path, command: str, name: str, minutes: float | None = None, 
     within = [r for r in rows if r["minutes"] <= limit + 1e-9 and r["val_iou"] is not None]
     best = max(within, key=lambda r: r["val_iou"], default=None)
     first = next((r for r in within if r["val_iou"] >= TARGET), None)
-    student = not cfg["method"].startswith("teacher")
+    student = not get_spec(cfg["method"]).is_teacher
     lines = [
         f"# Validation IoU over training time: {cfg['method']}, preset {cfg['preset']}",
         "",
@@ -107,11 +109,11 @@ def summarise(run: Path, command: str, name: str, minutes: float | None = None, 
 
 def train_for(args: argparse.Namespace, run: Path) -> None:
     """Run the training command for ``--minutes`` of wall time, then SIGTERM it (it saves and exits)."""
-    teacher = args.method.startswith("teacher")
-    cmd = [sys.executable, "-m", "ifkd", "train", "teacher" if teacher else "student"]
+    spec = get_spec(args.method)
+    cmd = [sys.executable, "-m", "ifkd", "train", "teacher" if spec.is_teacher else "student"]
     cmd += ["--data", str(args.data), "--preset", args.preset, "--out", str(run)]
-    if teacher:
-        cmd += ["--kind", "simple" if args.method == "teacher-simple" else "ifnet"]
+    if spec.is_teacher:
+        cmd += ["--kind", spec.teacher_kind]
     else:
         cmd += ["--method", args.method]
         if args.teacher:

@@ -4,14 +4,13 @@ output formats, --pose, and mesh quality with a perfect field (test_evaluate.py'
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 import trimesh
+from helpers import perfect_reconstructor
 from PIL import Image
 from scipy.spatial import cKDTree
 
@@ -25,20 +24,7 @@ from ifkd.reconstruct import Reconstructor, view_rotation_gl
 HERE = Path(__file__).resolve().parent
 
 
-def _fakes():
-    """test_evaluate.py's perfect-field method, loaded by path (test folders are not packages)."""
-    spec = importlib.util.spec_from_file_location("ifkd_eval_fakes", HERE / "eval" / "test_evaluate.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +35,7 @@ def runs(tiny_runs) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def perfect(tiny_dataset) -> Reconstructor:
-    return _fakes().perfect_reconstructor("view", tiny_dataset)
+    return perfect_reconstructor("view", tiny_dataset)
 
 
 @pytest.fixture

@@ -15,14 +15,7 @@ from ifkd.commands import demo as demo_cmd
 from ifkd.demo import SIZES, choose_mode, run_demo
 from ifkd.io import InputError
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Toy networks: one thread is fastest on a shared, busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import dask
 import pytest
-import torch
 
 from ifkd.cli import main
 from ifkd.data.format import read_index
@@ -31,13 +30,7 @@ from ifkd.io import InputError
 OUTPUTS = ("per_shape.csv", "summary.json", "table.md")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Serial evaluation in this process computes exactly what single-threaded workers do."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _refused_address() -> str:

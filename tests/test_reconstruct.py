@@ -33,19 +33,13 @@ from ifkd.reconstruct import (
     to_object_frame,
     view_rotation_gl,
 )
-from ifkd.train.loop import train
+from ifkd.train.run import train
 
 SHAPE = "car"
 """Category of the shape the fixture models are overfitted to (a compact one: its surface is large)."""
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread on this shared 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def brief_config(method: str) -> Config:

@@ -37,13 +37,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 METRICS = ["iou", "iou_voxels_32", "chamfer_l1_x10", "edge_chamfer_x1000", "fscore_1", "fscore_2"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny networks: one thread is fastest on a shared, busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def curve(method: str, seed: int, epochs=(2, 1)) -> list[dict]:

@@ -271,7 +271,7 @@ def _fresh(folder: Path) -> Path:
 def _train(method: str, preset: str, overrides, data: Path, out: Path, teacher: Path | None, device: str):
     from ifkd.config import apply_overrides, get_preset
     from ifkd.methods import method_config
-    from ifkd.train.loop import train
+    from ifkd.train.run import train
 
     cfg = apply_overrides(method_config(method, get_preset(preset)), list(overrides))
     return train(cfg, data, out, teacher_run=teacher, device=device, progress=False)

@@ -1,12 +1,16 @@
 """The one registry of trainable methods (paper, ablations, baselines): a name -> a frozen spec that says
-how to configure and build it and whether it distils from a teacher. Trainer, CLI and tests iterate it.
+its role (teacher / student / baseline), what it reads (image / voxels), which teacher kind it is or
+distils from, and how to configure and build it. Trainer, CLI, benchmarks, reports and tests read the
+roles from here instead of guessing them from names.
+
+The KD loss itself is :meth:`ifkd.models.student.IFKDStudent.training_losses` (``kd_loss`` there).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Literal
 
 from ifkd.config import Config
 from ifkd.models.base import Method
@@ -15,24 +19,44 @@ from ifkd.models.student import IFKDStudent
 from ifkd.models.teacher import VoxelTeacher, teacher_feature_dim
 
 Builder = Callable[[Config, "int | None"], Method]
+Role = Literal["teacher", "student", "baseline"]
+InputKind = Literal["image", "voxels"]
 
 
 @dataclass(frozen=True)
 class MethodSpec:
-    """A named method: config overrides on top of a preset, whether it uses KD, how to build it."""
+    """A named method: its role, its input, its teacher kind, config overrides on top of a preset, how
+    to build it. Whether it uses KD and what it reads in training are derived from these."""
 
     name: str
     description: str
+    role: Role
+    """'teacher' (voxels in, trained first), 'student' (the IFKD family) or 'baseline'"""
+    input: InputKind
+    """what the network reads: 'image' (a render) or 'voxels' (the ground-truth grid, teachers)"""
     builder: Builder
     """(resolved config, teacher_dim or None) -> an untrained :class:`Method`"""
     student_overrides: Mapping[str, Any] = field(default_factory=dict)
     """StudentConfig fields this method fixes (read-only; the name decides the variant)"""
     teacher_overrides: Mapping[str, Any] = field(default_factory=dict)
     """TeacherConfig fields this method fixes besides ``kind`` (read-only)"""
-    uses_kd: bool = False
-    """trained with recon for E1 epochs then recon + lambda*KD for E2; False: recon for E1 + E2"""
     teacher_kind: str | None = None
-    """'ifnet' | 'simple': the teacher distilled from (or, for teacher methods, the one trained)"""
+    """'ifnet' | 'simple': for a student, the teacher it distils from (None: no KD); for a teacher, the
+    kind it is"""
+
+    @property
+    def is_teacher(self) -> bool:
+        return self.role == "teacher"
+
+    @property
+    def uses_kd(self) -> bool:
+        """Trained with recon for E1 epochs then recon + lambda*KD for E2; False: recon for E1 + E2."""
+        return not self.is_teacher and self.teacher_kind is not None
+
+    @property
+    def teacher_method(self) -> str | None:
+        """The registered teacher method this one distils from (None without KD)."""
+        return teacher_method(self.teacher_kind) if self.uses_kd else None
 
 
 def _teacher(cfg: Config, teacher_dim: int | None) -> Method:
@@ -63,64 +87,83 @@ _PLAIN_UNET = {"skip": "skip", "global_code": False}
 def _specs() -> dict[str, MethodSpec]:
     specs = [
         MethodSpec(
-            "teacher", "IF-Net voxel teacher (5 scales + neighbourhood)", _teacher, teacher_kind="ifnet"
+            "teacher",
+            "IF-Net voxel teacher (z2: the input grid and its 4 stages sampled at the point, 5 scales; "
+            "IF-Net's neighbourhood off)",
+            "teacher",
+            "voxels",
+            _teacher,
+            teacher_kind="ifnet",
         ),
         MethodSpec(
             "teacher-simple",
             "simple 4-layer 3D CNN teacher (last layer only)",
+            "teacher",
+            "voxels",
             _teacher,
             teacher_kind="simple",
         ),
         MethodSpec(
             "ifkd",
             "IFKD student: U-Net + M_c projection, distilled from IF-Net",
+            "student",
+            "image",
             _student,
             _PLAIN_UNET,
-            uses_kd=True,
             teacher_kind="ifnet",
         ),
         MethodSpec(
             "ifkd-nokd",
             "IFKD student without distillation (recon only, same epochs)",
+            "student",
+            "image",
             _student_nokd,
             _PLAIN_UNET,
         ),
         MethodSpec(
             "ifkd-simple-teacher",
             "IFKD student distilled from the simple teacher",
+            "student",
+            "image",
             _student,
             _PLAIN_UNET,
-            uses_kd=True,
             teacher_kind="simple",
         ),
         MethodSpec(
             "ifkd-cnn5",
             "IFKD with skip paths through a 5-layer CNN",
+            "student",
+            "image",
             _student,
             {**_PLAIN_UNET, "skip": "cnn5"},
-            uses_kd=True,
             teacher_kind="ifnet",
         ),
         MethodSpec(
             "ifkd-stn",
             "IFKD with spatial transformers on the skip paths",
+            "student",
+            "image",
             _student,
             {**_PLAIN_UNET, "skip": "stn"},
-            uses_kd=True,
             teacher_kind="ifnet",
         ),
         MethodSpec(
             "ifkd-global",
             "IFKD + a pooled global code concatenated to z1",
+            "student",
+            "image",
             _student,
             {**_PLAIN_UNET, "global_code": True},
-            uses_kd=True,
             teacher_kind="ifnet",
         ),
-        MethodSpec("global", "IM-NET-style global-latent SVR baseline (object frame)", _global),
+        MethodSpec(
+            "global", "IM-NET-style global-latent SVR baseline (object frame)", "baseline", "image", _global
+        ),
         MethodSpec(
             "camera",
             "DISN-style baseline: estimated camera + local and global features",
+            "baseline",
+            "image",
             _camera,
             _PLAIN_UNET,
         ),
@@ -137,6 +180,19 @@ def get_spec(name: str) -> MethodSpec:
         return METHODS[name]
     except KeyError:
         raise ValueError(f"unknown method {name!r}; choose from {list(METHODS)}") from None
+
+
+def methods_with(role: Role) -> tuple[str, ...]:
+    """The registered methods of one role, in registry order."""
+    return tuple(n for n, s in METHODS.items() if s.role == role)
+
+
+def teacher_method(kind: str) -> str:
+    """The registered teacher method of a teacher kind: 'ifnet' -> 'teacher', 'simple' -> 'teacher-simple'."""
+    for name, spec in METHODS.items():
+        if spec.is_teacher and spec.teacher_kind == kind:
+            return name
+    raise ValueError(f"no teacher method of kind {kind!r}")
 
 
 def method_config(name: str, cfg: Config) -> Config:

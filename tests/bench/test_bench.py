@@ -82,6 +82,7 @@ def test_budgets_resolve_every_method_with_equal_schedules():
     assert cpu.seeds_for("global") == (0, 1, 2) and cpu.seeds_for("camera") == (0, 1, 2)
     assert get_budget("gpu").seeds_for("camera") == (0,)
     assert set(cpu.methods) == set(ALL_METHODS)
+    assert all(set(b.equal_time_methods) <= set(ALL_METHODS) for b in BUDGETS.values())
     # The cpu budget follows the cpu preset; the gpu budget keeps the student its shipped models have.
     assert cpu.config("ifkd", 0).student.base_channels == get_preset("cpu").student.base_channels
     gpu = get_budget("gpu").config("ifkd", 0)

@@ -42,12 +42,7 @@ JITTERED = DataConfig(
 )
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -271,7 +266,7 @@ def test_tiny_training_run_on_a_mix_saves_and_resumes_bit_identically(tiny_datas
     from ifkd.config import load_config
     from ifkd.methods import method_config
     from ifkd.train.checkpoint import RunDir, load_model, read_metrics
-    from ifkd.train.loop import train
+    from ifkd.train.run import train
 
     base = method_config("ifkd-nokd", get_preset("tiny"))
     aug = {f: getattr(JITTERED, f) for f in AUG_FIELDS}

@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ifkd.commands.data_import import add_import_parser, cmd_import
 from ifkd.data.format import load_image, read_index, read_shape, read_views
-from ifkd.data.shapenet.importer import ImportSettings, add_import_parser, cmd_import, import_meshes
+from ifkd.data.shapenet.importer import ImportSettings, import_meshes
 from ifkd.geometry.camera import project_to_pixels, view_transform
 from ifkd.io import InputError
 

@@ -11,21 +11,16 @@ IoU ~1 against the GT; a view method that ignores R_i scores far lower.
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import shutil
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
-from scipy import ndimage
+from helpers import perfect_reconstructor
 
 from ifkd.cli import main
-from ifkd.config import Config, get_preset
-from ifkd.data.format import RENDER_DIR, SHAPE_FILE, load_image, read_index, read_shape, read_views, shape_dir
-from ifkd.data.loader import image_to_tensor
+from ifkd.data.format import RENDER_DIR, load_image, read_index, read_views, shape_dir
 from ifkd.eval.evaluate import (
     TABLE_COLUMNS,
     EvalOptions,
@@ -34,9 +29,7 @@ from ifkd.eval.evaluate import (
     summarise,
     write_results,
 )
-from ifkd.geometry.camera import CAM_MAX_DIST, intrinsics, view_transform
-from ifkd.models.base import Method
-from ifkd.reconstruct import Reconstructor
+from ifkd.geometry.camera import CAM_MAX_DIST, intrinsics
 
 BULKY = ("car", "loudspeaker", "sofa", "telephone")
 """Categories of the perfect-field tests: shapes whose parts are many GT voxels thick. On thin ones
@@ -44,12 +37,7 @@ BULKY = ("car", "loudspeaker", "sofa", "telephone")
 128^3 voxel GT, so an IoU > 0.95 bar would test the voxelisation, not the frames."""
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -63,63 +51,6 @@ def bulky_dataset(tiny_dataset, tmp_path_factory) -> Path:
     index["splits"] = {"train": [], "val": [], "test": keys}
     (root / "index.json").write_text(json.dumps(index))
     return root
-
-
-def _image_key(image: torch.Tensor) -> str:
-    return hashlib.sha1(image.contiguous().numpy().tobytes()).hexdigest()
-
-
-def _occupancy(vox: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """(N,) bool: inside the GT grid (R, R, R) on [-0.5, 0.5]^3 made continuous -- trilinear between cell
-    centres, level 0.5 -- whose boundary lies on the cell faces that the evaluator's GT lookup uses."""
-    centres = (points + 0.5) * vox.shape[0] - 0.5  # continuous cell-index coordinates
-    return ndimage.map_coordinates(vox.astype(np.float32), centres.T, order=1, mode="constant") >= 0.5
-
-
-class GroundTruthField(Method):
-    """Decodes the GT occupancy of the dataset image it is shown (see the module docstring).
-
-    ``rotate=False`` makes a broken view-frame method that treats R_i p as object coordinates.
-    """
-
-    input_kind = "image"
-
-    def __init__(self, frame: str, data_root: Path, cfg: Config, rotate: bool = True) -> None:
-        super().__init__()
-        self.frame, self.rotate = frame, rotate
-        self.entries: list[tuple[np.ndarray, np.ndarray]] = []  # (128^3 GT grid, R_i)
-        self.lookup: dict[str, int] = {}
-        self.distances: list[float] = []
-        for key in read_index(data_root)["splits"]["test"]:
-            folder = shape_dir(data_root, key)
-            vox = read_shape(folder / SHAPE_FILE, voxel_resolutions=(128,)).voxels[128]
-            names, views = read_views(folder / RENDER_DIR)
-            for name, view in zip(names, views):
-                rgba = load_image(folder / RENDER_DIR / name)
-                image = image_to_tensor(rgba, cfg.data.image_size, cfg.data.background)
-                self.lookup[_image_key(image)] = len(self.entries)
-                self.entries.append((vox, view_transform(view)[:3, :3]))
-
-    def encode(self, inputs: torch.Tensor) -> torch.Tensor:
-        return torch.tensor([self.lookup[_image_key(image)] for image in inputs])
-
-    def decode(self, code: torch.Tensor, points: torch.Tensor, distance: torch.Tensor | None = None):
-        vox, R = self.entries[int(code[0])]
-        p = points[0].double().numpy()
-        if self.frame == "view":
-            self.distances.append(float(torch.as_tensor(distance).reshape(-1)[0]))
-            if self.rotate:
-                p = p @ R  # rows R_i p -> p
-        occ = _occupancy(vox, p)
-        return torch.from_numpy(np.where(occ, 10.0, -10.0).astype(np.float32))[None]
-
-
-def perfect_reconstructor(frame: str, data_root: Path, rotate: bool = True) -> Reconstructor:
-    """A reconstructor over GroundTruthField: the tiny preset with OccNet's 100k IoU points (less noise)
-    and a 32^3 first level (as OccNet's MISE) so coarse-to-fine keeps the GT's thinner parts."""
-    cfg = get_preset("tiny")
-    cfg = replace(cfg, eval=replace(cfg.eval, coarse_resolution=32, iou_points=100_000))
-    return Reconstructor(GroundTruthField(frame, data_root, cfg, rotate), cfg, "cpu")
 
 
 def test_view_frame_bookkeeping_end_to_end(bulky_dataset):

@@ -9,7 +9,7 @@ import torch
 
 from ifkd.config import PRESETS
 from ifkd.geometry.camera import Viewpoint, view_transform
-from ifkd.methods import METHODS, build_method, get_spec, method_config
+from ifkd.methods import METHODS, build_method, get_spec, method_config, methods_with, teacher_method
 from ifkd.models.teacher import VoxelTeacher
 
 NAMES = [
@@ -26,13 +26,7 @@ NAMES = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small batches gain nothing from threads; two contending threads on a shared machine are far slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def random_batch(cfg, B: int = 2, N: int = 64) -> dict[str, torch.Tensor]:
@@ -58,6 +52,15 @@ def test_registry_names():
         "ifkd-stn",
         "ifkd-global",
     }
+
+
+def test_registry_roles():
+    assert methods_with("teacher") == ("teacher", "teacher-simple")
+    assert methods_with("baseline") == ("global", "camera")
+    assert all((s.input == "voxels") == s.is_teacher for s in METHODS.values())
+    assert teacher_method("ifnet") == "teacher" and teacher_method("simple") == "teacher-simple"
+    assert get_spec("ifkd-simple-teacher").teacher_method == "teacher-simple"
+    assert get_spec("ifkd-nokd").teacher_method is None and get_spec("teacher").teacher_method is None
 
 
 def test_unknown_method_lists_valid_names():
@@ -86,7 +89,7 @@ def test_method_frames_and_inputs():
     for name in NAMES:
         m = build_method(name, cfg)
         assert m.frame == ("view" if name.startswith("ifkd") else "object")
-        assert m.input_kind == ("voxels" if name.startswith("teacher") else "image")
+        assert m.input_kind == get_spec(name).input
         assert m.uses_teacher == get_spec(name).uses_kd
 
 

@@ -12,12 +12,9 @@ from ifkd.data.synth.generate import generate_dataset
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread on a shared machine; also makes runs comparable."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def _one_thread_everywhere(one_thread):
+    """Every reliability test on one thread (tests/conftest.py's ``one_thread``): tiny models run fastest
+    so on a shared machine, and runs are comparable."""
 
 
 @pytest.fixture(scope="session")

@@ -1,21 +1,21 @@
-"""DDP under torchrun: 2 CPU processes (gloo) train the fake method of test_loop.py through the KD switch;
+"""DDP under torchrun: 2 CPU processes (gloo) train the fake method of helpers.py through the KD switch;
 both ranks must end with identical weights, equal (within float tolerance) to one process with the
 same global batch. The fake has no BatchNorm, so per-rank batch statistics cannot differ.
 
-The fast test starts the two ranks itself (setting the variables torchrun sets); the slow one launches
+The fast test starts the two ranks itself (setting the variables torchrun sets; they meet through a
+file, not a TCP port); the slow one launches
 them with ``python -m torch.distributed.run --standalone --nproc-per-node=2 test_ddp.py OUT``, this
 file being the worker script.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
+import helpers
 import pytest
 import torch
 
@@ -23,35 +23,23 @@ HERE = Path(__file__).resolve().parent
 PER_RANK_BATCH = 2
 
 
-def _fakes():
-    """test_loop.py's fakes, loaded by path (test folders are not packages)."""
-    if "ifkd_train_fakes" in sys.modules:
-        return sys.modules["ifkd_train_fakes"]
-    spec = importlib.util.spec_from_file_location("ifkd_train_fakes", HERE / "test_loop.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the file executes
-    spec.loader.exec_module(module)
-    return module
-
-
 def _train(out: Path, batch_size: int, ctx=None) -> torch.nn.Module:
     from ifkd.train.loop import fit
 
-    fakes = _fakes()
-    cfg = fakes.tiny_config(batch_size=batch_size)
+    cfg = helpers.tiny_config(batch_size=batch_size)
     torch.manual_seed(cfg.train.seed)
-    method = fakes.FakeMethod(teacher_dim=5, noise=False)  # noise: ranks would draw the same numbers
+    method = helpers.FakeMethod(teacher_dim=5, noise=False)  # noise: ranks would draw the same numbers
     torch.manual_seed(123)
-    teacher = fakes.FakeTeacher(5)
+    teacher = helpers.FakeTeacher(5)
     fit(
         method,
-        fakes.FakeDataset(seed=cfg.train.seed),
+        helpers.FakeDataset(seed=cfg.train.seed),
         cfg,
         out,
-        spec=fakes.FakeSpec(),
+        spec=helpers.FakeSpec(),
         teacher=teacher,
         teacher_dim=5,
-        val_set=fakes.FakeDataset(shapes=4, seed=99),
+        val_set=helpers.FakeDataset(shapes=4, seed=99),
         ctx=ctx,
         progress=False,
     )
@@ -76,17 +64,17 @@ def _worker(out: Path) -> None:
         shutdown_distributed(ctx)
 
 
-def _fork_worker(rank: int, out: Path, port: int) -> None:
-    """What torchrun would do for rank ``rank``: set the environment, then run the worker."""
-    env = {"RANK": rank, "LOCAL_RANK": rank, "WORLD_SIZE": 2, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port}
-    os.environ.update({k: str(v) for k, v in env.items()})
-    _worker(out)
+def _fork_worker(rank: int, out: Path) -> None:
+    """What torchrun would do for rank ``rank``: set the environment, join the group, run the worker.
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    The group meets through a file in ``out`` (no TCP port to pick, so no race with other processes on
+    the machine); :func:`init_distributed` reuses it."""
+    os.environ.update({"RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": "2"})
+    torch.distributed.init_process_group("gloo", init_method=f"file://{out}/rdzv", rank=rank, world_size=2)
+    try:
+        _worker(out)
+    finally:
+        torch.distributed.destroy_process_group()
 
 
 def _train_single(out: Path) -> dict[str, torch.Tensor]:
@@ -129,14 +117,15 @@ def _start_method() -> str:
 def test_two_gloo_ranks_match_one_process_with_the_same_global_batch(tmp_path):
     single = _train_single(tmp_path / "single")
     torch.multiprocessing.start_processes(
-        _fork_worker, args=(tmp_path, _free_port()), nprocs=2, start_method=_start_method(), join=True
+        _fork_worker, args=(tmp_path,), nprocs=2, start_method=_start_method(), join=True
     )
     _check_against_single_process(tmp_path, single)
 
 
 @pytest.mark.slow
 def test_torchrun_launch_matches_one_process(tmp_path):
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    path = os.pathsep.join(p for p in (str(HERE.parent), os.environ.get("PYTHONPATH")) if p)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", "PYTHONPATH": path}  # helpers
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2"]
     proc = subprocess.run(
         [*cmd, str(HERE / "test_ddp.py"), str(tmp_path)], env=env, capture_output=True, text=True, timeout=180
@@ -146,9 +135,8 @@ def test_torchrun_launch_matches_one_process(tmp_path):
 
 
 def _initial_kd_head() -> torch.Tensor:
-    fakes = _fakes()
-    torch.manual_seed(fakes.tiny_config().train.seed)
-    return fakes.FakeMethod(teacher_dim=5).kd_head.weight.detach()
+    torch.manual_seed(helpers.tiny_config().train.seed)
+    return helpers.FakeMethod(teacher_dim=5).kd_head.weight.detach()
 
 
 if __name__ == "__main__":

@@ -1,154 +1,28 @@
 """The training loop on a fake method and dataset: files, exact resume, KD switch, signals, NaN guard.
 
-The fakes here (FakeMethod, FakeTeacher, FakeDataset, FakeSpec, tiny_config) are also loaded by
-test_ddp.py, which runs this file's fakes under torchrun.
+The fakes (FakeMethod, FakeTeacher, FakeDataset, FakeSpec, tiny_config) live in tests/helpers.py;
+test_ddp.py runs them under torchrun too.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import signal
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
+from helpers import FakeDataset, FakeMethod, FakeSpec, FakeTeacher, tiny_config
 from torch import nn
-from torch.utils.data import Dataset
 
-from ifkd.config import Config, DataConfig, TrainConfig
+from ifkd.config import Config, TrainConfig
 from ifkd.io import InputError
-from ifkd.models.base import Batch, Method
 from ifkd.train.checkpoint import RunDir, read_last_state, read_metrics
 from ifkd.train.loop import NonFiniteLossError, TrainingInterrupted, fit, validation_shapes
 
-IMAGE = 6
-POINTS = 32
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread, and far faster on a shared, busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@dataclass(frozen=True)
-class FakeSpec:
-    name: str = "fake"
-    uses_kd: bool = True
-
-
-class FakeDataset(Dataset):
-    """``shapes`` x ``views`` items; each item's random draw depends only on (seed, epoch, index)."""
-
-    def __init__(self, shapes: int = 8, views: int = 2, seed: int = 0) -> None:
-        self.items = [(f"cat/s{s}", v) for s in range(shapes) for v in range(views)]
-        self.categories, self.num_shapes, self.seed, self.epoch = ["cat"], shapes, seed, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch * 10_007 + i)
-        shape = int(self.items[i][0][5:])
-        radius = 0.45 + 0.04 * shape  # dense enough that predictions cross 0.5: val IoU is informative
-        image = torch.full((3, IMAGE, IMAGE), radius) + 0.05 * torch.rand(3, IMAGE, IMAGE, generator=g)
-        points = torch.rand(POINTS, 3, generator=g) - 0.5
-        return {
-            "image": image,
-            "points": points,
-            "occ": (points.norm(dim=-1) < radius).float(),
-            "E": torch.eye(4),
-            "voxels": torch.full((1, 4, 4, 4), radius),
-            "category": torch.tensor(0),
-        }
-
-
-class FakeTeacher(Method):
-    """A frozen 'voxel teacher' whose z2 is a fixed function of the points and the grid."""
-
-    input_kind = "voxels"
-    frame = "object"
-
-    def __init__(self, feature_dim: int = 5) -> None:
-        super().__init__()
-        self.feature_dim = feature_dim
-        self.proj = nn.Linear(3, feature_dim)
-
-    def encode(self, inputs: torch.Tensor) -> torch.Tensor:
-        return inputs.mean(dim=(1, 2, 3, 4))
-
-    def point_features(self, code: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
-        return torch.tanh(self.proj(points)) * code[:, None, None]
-
-
-class FakeMethod(Method):
-    """Image -> global code -> MLP occupancy; a KD head used only in KD epochs (like the real student).
-
-    ``noise`` draws from the global torch RNG each step (so resume must restore it); ``nan_at`` /
-    ``sigint_at`` make call number k return a NaN loss / send SIGINT to this process.
-    """
-
-    input_kind = "image"
-
-    def __init__(self, teacher_dim: int | None = 5, noise: bool = True) -> None:
-        super().__init__()
-        self.encoder = nn.Linear(3 * IMAGE * IMAGE, 16)
-        self.decoder = nn.Sequential(nn.Linear(16 + 3, 32), nn.ReLU(), nn.Linear(32, 1))
-        self.kd_head = nn.Linear(16 + 3, teacher_dim) if teacher_dim else None
-        self.noise = noise
-        self.calls = 0
-        self.nan_at: int | None = None
-        self.sigint_at: int | None = None
-
-    def encode(self, inputs: torch.Tensor) -> torch.Tensor:
-        return torch.tanh(self.encoder(inputs.flatten(1)))
-
-    def _features(self, code: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
-        return torch.cat([code[:, None].expand(-1, points.shape[1], -1), points], dim=-1)
-
-    def decode(self, code: torch.Tensor, points: torch.Tensor, distance: torch.Tensor | None = None):
-        return self.decoder(self._features(code, points)).squeeze(-1)
-
-    def training_losses(self, batch: Batch, kd_active: bool = False, teacher: Method | None = None):
-        self.calls += 1
-        if self.sigint_at == self.calls:
-            os.kill(os.getpid(), signal.SIGINT)
-        image = batch["image"]
-        if self.noise:
-            image = image + 0.01 * torch.randn_like(image)
-        code = self.encode(image)
-        feats = self._features(code, batch["points"])
-        recon = F.mse_loss(torch.sigmoid(self.decoder(feats).squeeze(-1)), batch["occ"])
-        out = {"recon": recon, "loss": recon}
-        if kd_active:
-            assert teacher is not None and not teacher.training
-            z2 = teacher.point_features(teacher.encode(batch["voxels"]), batch["points"])
-            out["kd"] = F.l1_loss(self.kd_head(feats), z2)
-            out["loss"] = recon + 0.5 * out["kd"]
-        if self.nan_at == self.calls:
-            out["loss"] = out["loss"] * float("nan")
-        return out
-
-    def predict(self, batch: Batch) -> torch.Tensor:
-        return torch.sigmoid(self.decode(self.encode(batch["image"]), batch["points"]))
-
-
-def tiny_config(**train: object) -> Config:
-    """E1 = 1 recon epoch + E2 = 2 KD epochs; 16 items / batch 4 = 4 steps per epoch."""
-    base = TrainConfig(epochs_recon=1, epochs_kd=2, batch_size=4, lr=1e-2, val_shapes=4, amp=False, seed=3)
-    # A registered method name: config.json is checked on load (resume); FakeSpec drives the schedule.
-    cfg = Config(method="ifkd-nokd", preset="tiny", data=DataConfig(num_workers=0))
-    return replace(cfg, train=replace(base, **train))
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def run_fake(out: Path, cfg: Config, *, resume: bool = False, kd: bool = True, **method_kw) -> tuple:
@@ -316,7 +190,7 @@ def test_end_to_end_teacher_then_ifkd_student_with_exact_resume(tmp_path):
     from ifkd.config import get_preset
     from ifkd.methods import method_config
     from ifkd.train.checkpoint import load_model
-    from ifkd.train.loop import train
+    from ifkd.train.run import train
 
     data = tmp_path / "data"
     write_ball_dataset(data, {f"ball/{i}": 0.2 + 0.05 * i for i in range(4)})

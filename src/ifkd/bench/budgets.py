@@ -11,15 +11,16 @@ from dataclasses import asdict, dataclass, field, replace
 
 from ifkd.config import Config, apply_overrides, get_preset
 from ifkd.data.synth.generate import SynthSettings
-from ifkd.methods import METHODS, method_config
+from ifkd.methods import METHODS, method_config, methods_with
 
 ALL_METHODS: tuple[str, ...] = tuple(METHODS)
 """Every registered method, teachers included, in registry order."""
 
-TEACHERS: tuple[str, ...] = ("teacher", "teacher-simple")
+TEACHERS: tuple[str, ...] = methods_with("teacher")
 
 EQUAL_TIME_METHODS: tuple[str, ...] = ("ifkd", "ifkd-nokd", "ifkd-global", "global", "camera")
-"""The comparison equal wall time matters for: local vs global vs camera-based students."""
+"""The comparison equal wall time matters for: local vs global vs camera-based students (a choice of
+methods, not a role; a test keeps every name registered)."""
 
 
 @dataclass(frozen=True)

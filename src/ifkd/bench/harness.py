@@ -78,10 +78,7 @@ def teacher_of(method: str) -> str | None:
     """The teacher run a method distils from ('teacher' or 'teacher-simple'), None without KD."""
     from ifkd.methods import get_spec
 
-    spec = get_spec(method)
-    if not spec.uses_kd or method in TEACHERS:
-        return None
-    return "teacher" if spec.teacher_kind == "ifnet" else "teacher-simple"
+    return get_spec(method).teacher_method
 
 
 def plan_jobs(

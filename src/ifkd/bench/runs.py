@@ -212,7 +212,7 @@ def execute(job: RunJob) -> dict:
     import torch
 
     from ifkd.bench.budgets import get_budget
-    from ifkd.train.loop import train
+    from ifkd.train.run import train
 
     if job.threads:
         torch.set_num_threads(job.threads)

@@ -8,12 +8,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image, ImageDraw
 
 from ifkd.bench.protocols import ProtocolData
-from ifkd.data.format import RENDER_DIR, SHAPE_FILE, load_image, read_index, read_shape, read_views, shape_dir
-from ifkd.data.loader import image_to_tensor
+from ifkd.data.format import RENDER_DIR, load_image, read_index, read_views, shape_dir
+from ifkd.data.loader import image_to_tensor, model_input
 from ifkd.geometry.camera import view_transform
 from ifkd.render.raycast import render_mesh_figure
 
@@ -108,12 +107,7 @@ def write_sheets(
 
 def _reconstruct(rec, folder: Path, rgba: np.ndarray, view):
     """The method's mesh for this view, in the object frame (the teacher reads the GT voxels)."""
-    if rec.model.input_kind == "voxels":
-        res = rec.cfg.data.voxel_resolution
-        vox = read_shape(folder / SHAPE_FILE, voxel_resolutions=(res,)).voxels[res]
-        inp = torch.from_numpy(vox.astype(np.float32))[None, None]
-    else:
-        inp = image_to_tensor(rgba, rec.cfg.data.image_size, rec.cfg.data.background)[None]
+    inp = model_input(rec.model.input_kind, rec.cfg.data, folder, rgba=rgba)
     (out,) = rec.reconstruct(inp, distance=view.distance, poses=[view])
     return out.mesh_object
 

@@ -24,10 +24,31 @@ from ifkd.bench.stats import (
     method_rank,
 )
 from ifkd.io import atomic_write_text
+from ifkd.methods import METHODS, MethodSpec
 
 TABLE1_KEYS = ("iou", "iou_voxels_32", "chamfer_l1_x10", "edge_chamfer_x1000", "fscore_1")
-TABLE2_METHODS = ("teacher", "teacher-simple", "ifkd-nokd", "ifkd-simple-teacher", "ifkd")
-TABLE4_METHODS = ("ifkd", "ifkd-cnn5", "ifkd-stn")
+
+
+def _plain_unet(spec: MethodSpec) -> bool:
+    return spec.student_overrides.get("skip") == "skip" and not spec.student_overrides.get("global_code")
+
+
+_KD_STRENGTH = {None: 0, "simple": 1, "ifnet": 2}
+"""Table 2's row order (a presentation choice): no KD, KD from the simple teacher, KD from IF-Net."""
+
+TABLE2_METHODS = tuple(n for n, s in METHODS.items() if s.is_teacher) + tuple(
+    sorted(
+        (n for n, s in METHODS.items() if s.role == "student" and _plain_unet(s)),
+        key=lambda n: _KD_STRENGTH[METHODS[n].teacher_kind],
+    )
+)
+"""The teachers, then the plain-U-Net students that differ only in their teacher (from the registry)."""
+TABLE4_METHODS = tuple(
+    n
+    for n, s in METHODS.items()
+    if s.role == "student" and s.teacher_kind == "ifnet" and not s.student_overrides.get("global_code")
+)
+"""The IF-Net-distilled students that differ only in their skip paths (from the registry, its order)."""
 ROW_KEYS = (
     "iou",
     "iou_voxels_32",

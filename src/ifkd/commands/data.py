@@ -72,13 +72,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.set_defaults(func=cmd_data_real)
 
-    from ifkd.data.shapenet.importer import add_import_parser
+    from ifkd.commands.data_import import add_import_parser
 
     add_import_parser(data)
 
 
 def cmd_data_synth(args: argparse.Namespace) -> int:
-    from ifkd.data.synth.generate import SynthSettings, categories_arg, generate_dataset
+    from ifkd.data.synth.families import CATEGORIES
+    from ifkd.data.synth.generate import SynthSettings, generate_dataset
 
     if args.per_category < 1 or args.views < 1 or args.image_size < 8:
         raise InputError("--per-category and --views must be >= 1 and --image-size >= 8")
@@ -87,7 +88,7 @@ def cmd_data_synth(args: argparse.Namespace) -> int:
         views=args.views,
         seed=args.seed,
         image_size=args.image_size,
-        categories=categories_arg(args.categories),
+        categories=tuple(args.categories) if args.categories else tuple(CATEGORIES),
     )
     try:
         splits = generate_dataset(args.out, s, workers=args.workers, scheduler=args.scheduler)

@@ -82,7 +82,7 @@ def build_config(
 
 def _run(args: argparse.Namespace, method: str, teacher: Path | None) -> int:
     from ifkd.config import load_config
-    from ifkd.train.loop import train
+    from ifkd.train.run import train
 
     if args.resume and (args.out / "config.json").is_file():
         cfg = load_config(args.out)  # the saved config is authoritative on resume (checked as it loads)
@@ -102,7 +102,9 @@ def _run(args: argparse.Namespace, method: str, teacher: Path | None) -> int:
 
 
 def cmd_train_teacher(args: argparse.Namespace) -> int:
-    return _run(args, "teacher" if args.kind == "ifnet" else "teacher-simple", None)
+    from ifkd.methods import teacher_method
+
+    return _run(args, teacher_method(args.kind), None)
 
 
 def cmd_train_student(args: argparse.Namespace) -> int:

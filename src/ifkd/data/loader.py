@@ -8,7 +8,7 @@ same samples as an uninterrupted one.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,6 +70,32 @@ def image_to_tensor(rgba: np.ndarray, size: int, background: float = 1.0) -> tor
     rgb, alpha = premultiplied(rgba, size)
     out = rgb + background * (1.0 - alpha)
     return torch.from_numpy(np.ascontiguousarray(np.clip(out, 0.0, 1.0).transpose(2, 0, 1)))
+
+
+def model_input(
+    input_kind: str,
+    data: DataConfig,
+    folder: Path | None = None,
+    view_name: str | None = None,
+    *,
+    rgba: np.ndarray | None = None,
+    voxels: Mapping[int, np.ndarray] | None = None,
+) -> torch.Tensor:
+    """A batch of one for a stored shape, as the method reads it (evaluation, report and bench pictures).
+
+    ``input_kind`` 'voxels' (teachers): the (1, 1, R, R, R) ground-truth grid at ``data.voxel_resolution``,
+    from ``voxels`` when already read, else from ``folder``'s shape file. Otherwise the (1, 3, S, S) render
+    as in training (composited, resized, not reframed): ``rgba`` when already read, else ``folder``'s
+    render ``view_name``.
+    """
+    if input_kind == "voxels":
+        res = data.voxel_resolution
+        if voxels is None:
+            voxels = read_shape(Path(folder) / SHAPE_FILE, voxel_resolutions=(res,)).voxels
+        return torch.from_numpy(voxels[res].astype(np.float32))[None, None]
+    if rgba is None:
+        rgba = load_image(Path(folder) / RENDER_DIR / view_name)
+    return image_to_tensor(rgba, data.image_size, data.background)[None]
 
 
 # ----------------------------------------------------------------------------------- augmentations

@@ -47,9 +47,8 @@ from ifkd.data.shapenet.convert import (
     shape_rng,
 )
 from ifkd.data.shapenet.importer import prepare_output, run_import_jobs, summarise_import
-from ifkd.data.synth.generate import SynthSettings, draw_viewpoints
 from ifkd.engine import Workers
-from ifkd.geometry.camera import view_transform
+from ifkd.geometry.camera import draw_viewpoints, view_transform
 from ifkd.io import InputError
 
 SOURCE = "realdata"
@@ -287,7 +286,7 @@ def import_real_model(out: Path, key: str, path: str, rotation: str, s: ImportSe
     mesh, loc, scale = meshes.normalise(rotate(meshes.load_mesh(path), rotation))
     record = _ground_truth(mesh, key, s)
     record.extra.update(source_loc=loc, source_scale=np.float64(scale), source_rotation=R)
-    views = draw_viewpoints(shape_rng(s.seed + 1, key), s.views, SynthSettings())
+    views = draw_viewpoints(shape_rng(s.seed + 1, key), s.views)
     images = [
         render(mesh, view_transform(v), s.image_size, supersample=s.supersample, filter_width=1.5).rgba
         for v in views

@@ -33,13 +33,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 from tqdm import tqdm
 
 from ifkd.data.format import (
     RENDER_DIR,
     SHAPE_FILE,
-    load_image,
     read_eval_surface,
     read_index,
     read_iou_points,
@@ -47,7 +45,7 @@ from ifkd.data.format import (
     read_views,
     shape_dir,
 )
-from ifkd.data.loader import image_to_tensor
+from ifkd.data.loader import model_input
 from ifkd.engine import Failed, check_scheduler, run_tasks
 from ifkd.eval.metrics import evaluate_mesh, iou_voxels, voxelize_mesh_occupancy
 from ifkd.geometry.camera import view_transform
@@ -173,11 +171,7 @@ def _evaluate_shape(rec: Reconstructor, root: Path, key: str, opts: EvalOptions)
     vox32 = surface_filled_voxels(gt.voxels[32], gt.surface_points)
     for v in _view_indices(len(views), opts.views):
         view = views[v]
-        if rec.model.input_kind == "voxels":
-            inp = torch.from_numpy(gt.voxels[cfg.data.voxel_resolution].astype(np.float32))[None, None]
-        else:
-            rgba = load_image(folder / RENDER_DIR / names[v])
-            inp = image_to_tensor(rgba, cfg.data.image_size, cfg.data.background)[None]
+        inp = model_input(rec.model.input_kind, cfg.data, folder, names[v], voxels=gt.voxels)
         distance = view.distance if opts.known_distance else None
         (out,) = rec.reconstruct(inp, resolution=opts.resolution, distance=distance)
         mesh = out.mesh

@@ -47,6 +47,8 @@ import numpy as np
 import trimesh
 from scipy.spatial import cKDTree
 
+from ifkd.geometry.sampling import sample_mesh_surface
+
 EMPTY_DISTANCE = float(np.sqrt(3.0))
 """OccNet's accuracy/completeness for an empty prediction (the diagonal of the unit box)."""
 EMPTY_NORMAL_CONSISTENCY = -1.0
@@ -160,22 +162,14 @@ def voxelize_mesh_occupancy(
 
 
 def sample_mesh(mesh: trimesh.Trimesh, n: int, rng: RngLike = None) -> tuple[np.ndarray, np.ndarray]:
-    """Area-uniform surface samples: points (n, 3) float64 and their faces' unit normals (n, 3).
+    """Area-uniform surface samples (:func:`ifkd.geometry.sampling.sample_mesh_surface`): points (n, 3)
+    float64 and their faces' unit normals (n, 3); ``rng`` may be a seed or None.
 
-    A mesh without faces (or with zero area) gives two (0, 3) arrays.
+    A mesh without faces (or with zero area) gives two (0, 3) arrays instead of an error.
     """
-    areas = np.asarray(mesh.area_faces) if len(mesh.faces) else np.zeros(0)
-    total = areas.sum()
-    if len(areas) == 0 or not total > 0:
+    if not len(mesh.faces) or not float(np.asarray(mesh.area_faces).sum()) > 0:
         return np.zeros((0, 3)), np.zeros((0, 3))
-    gen = _rng(rng)
-    face = gen.choice(len(areas), size=n, p=areas / total)
-    u, v = gen.random((2, n))
-    flip = u + v > 1.0  # fold the unit square onto the triangle so samples stay uniform
-    u[flip], v[flip] = 1.0 - u[flip], 1.0 - v[flip]
-    tri = np.asarray(mesh.triangles)[face]
-    points = tri[:, 0] + u[:, None] * (tri[:, 1] - tri[:, 0]) + v[:, None] * (tri[:, 2] - tri[:, 0])
-    return points, np.asarray(mesh.face_normals)[face]
+    return sample_mesh_surface(mesh, n, _rng(rng))
 
 
 @dataclass(frozen=True)

@@ -254,3 +254,29 @@ def view_aligned(E: np.ndarray) -> np.ndarray:
 def nominal_view_translation(distance: float) -> np.ndarray:
     """(3,) translation that puts a view-aligned, object-centred point set at a camera distance."""
     return np.array([0.0, 0.0, distance])
+
+
+R2N2_AZIMUTH_RANGE = (0.0, 360.0)
+R2N2_ELEVATION_RANGE = (25.0, 30.0)
+R2N2_DISTANCE_RATIO_RANGE = (0.65, 0.9)
+R2N2_FOV_COLUMN = 25.0
+"""The ranges of R2N2's renders (and the metadata's "fov" column): the synthetic generator's and the
+real-mesh importers' defaults."""
+
+
+def draw_viewpoints(
+    rng: np.random.Generator,
+    n: int,
+    azimuth_range: tuple[float, float] = R2N2_AZIMUTH_RANGE,
+    elevation_range: tuple[float, float] = R2N2_ELEVATION_RANGE,
+    distance_ratio_range: tuple[float, float] = R2N2_DISTANCE_RATIO_RANGE,
+    fov: float = R2N2_FOV_COLUMN,
+) -> list[Viewpoint]:
+    """R2N2-like viewpoints: azimuth uniform, elevation 25-30, in-plane 0, distance ratio 0.65-0.9."""
+    az = rng.uniform(*azimuth_range, size=n)
+    el = rng.uniform(*elevation_range, size=n)
+    dist = rng.uniform(*distance_ratio_range, size=n)
+    return [
+        Viewpoint(round(float(a), 4), round(float(e), 4), 0.0, round(float(d), 4), fov)
+        for a, e, d in zip(az, el, dist)
+    ]

@@ -69,7 +69,7 @@ def sample_mesh_surface(
         raise ValueError("cannot sample the surface of a mesh with zero area")
     face = rng.choice(len(areas), size=n, p=areas / total)
     u, v = rng.random(n), rng.random(n)
-    flip = u + v > 1.0
+    flip = u + v > 1.0  # fold the unit square onto the triangle so samples stay uniform
     u[flip], v[flip] = 1.0 - u[flip], 1.0 - v[flip]
     tri = np.asarray(mesh.triangles, dtype=np.float64)[face]
     points = tri[:, 0] + u[:, None] * (tri[:, 1] - tri[:, 0]) + v[:, None] * (tri[:, 2] - tri[:, 0])

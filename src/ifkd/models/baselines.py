@@ -14,8 +14,7 @@ from ifkd.config import StudentConfig
 from ifkd.geometry.camera import fixed_camera_matrix
 from ifkd.models.base import Batch, Method
 from ifkd.models.decoder import PointDecoder
-from ifkd.models.sampling import full_precision
-from ifkd.models.student import NOMINAL_DISTANCE, pixel_aligned_features
+from ifkd.models.sampling import NOMINAL_DISTANCE, full_precision, pixel_aligned_features
 from ifkd.models.unet import UNet
 
 CAM_LOSS_WEIGHT = 1.0

@@ -1,5 +1,6 @@
 """Feature sampling at query points: trilinear from voxel feature volumes (teacher, z2) and bilinear
-from image feature maps at projected points (student, z1). The one place that knows grid_sample's axes.
+from image feature maps at points projected by M_c (students and the camera baseline, z1). The one place
+that knows grid_sample's axes.
 
 Both helpers compute in float32 whatever the autocast dtype: coordinates in bf16 would be off by
 about a pixel at 128 px, and grid_sample promotes mixed inputs anyway.
@@ -11,6 +12,8 @@ import contextlib
 
 import torch
 import torch.nn.functional as F
+
+from ifkd.geometry.camera import CAM_MAX_DIST, NOMINAL_DISTANCE_RATIO, project
 
 OBJECT_HALF_EXTENT = 0.5
 """Voxel grids cover [-0.5, 0.5]^3 of the object frame (cell centres at -0.5 + (i + 0.5) / R)."""
@@ -68,3 +71,31 @@ def displacement_offsets(distance: float, device: torch.device | None = None) ->
         offsets[1 + 2 * axis, axis] = distance
         offsets[2 + 2 * axis, axis] = -distance
     return offsets
+
+
+NOMINAL_DISTANCE = NOMINAL_DISTANCE_RATIO * CAM_MAX_DIST
+"""Camera distance assumed when the true one is unknown: the camera module's nominal ratio (the middle
+of R2N2's range, :data:`~ifkd.geometry.camera.NOMINAL_DISTANCE_RATIO`) x 1.75, as the reconstructor uses."""
+
+
+def apply_framing(uv: torch.Tensor, framing: torch.Tensor | None) -> torch.Tensor:
+    """Normalised image points uv (B, N, 2) -> s * uv + (dx, dy) for ``framing`` (B, 3) = (s, dx, dy), the
+    training loader's framing jitter (``batch['framing']``, :func:`ifkd.data.loader.reframe`): where
+    the points are in the reframed image. None (inference) leaves uv as M_c projects it."""
+    if framing is None:
+        return uv
+    f = framing.to(device=uv.device, dtype=torch.float32)
+    return uv * f[:, None, :1] + f[:, None, 1:]
+
+
+def pixel_aligned_features(
+    fmap: torch.Tensor, points_cam: torch.Tensor, M_c: torch.Tensor, framing: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Sample ``fmap`` (B, C, H, W) at the projections of camera-frame points (B, N, 3) -> (B, N, C).
+
+    The one place where points are projected to feature-map coordinates: M_c, then the image's framing
+    (B, 3) (None: identity, as at inference), then bilinear ``grid_sample`` (``align_corners=False``).
+    """
+    with full_precision(points_cam):
+        uv, _ = project(points_cam.float(), None, M_c.float())
+        return sample_image(fmap, apply_framing(uv, framing), padding_mode="border")

@@ -14,15 +14,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from ifkd.config import StudentConfig
-from ifkd.geometry.camera import CAM_MAX_DIST, NOMINAL_DISTANCE_RATIO, fixed_camera_matrix, project
+from ifkd.geometry.camera import fixed_camera_matrix
 from ifkd.models.base import Batch, Method
 from ifkd.models.decoder import PointDecoder
-from ifkd.models.sampling import full_precision, sample_image
+from ifkd.models.sampling import NOMINAL_DISTANCE, full_precision, pixel_aligned_features
 from ifkd.models.unet import UNet
 
-NOMINAL_DISTANCE = NOMINAL_DISTANCE_RATIO * CAM_MAX_DIST
-"""Camera distance assumed when the true one is unknown: the camera module's nominal ratio (the middle
-of R2N2's range, :data:`~ifkd.geometry.camera.NOMINAL_DISTANCE_RATIO`) x 1.75, as the reconstructor uses."""
 KD_FEATURES = ("pixel", "point")
 """What the KD head reads: z1 (``pixel``) or the decoder's first hidden layer (``point``)."""
 POSITION_DIMS = 3
@@ -54,34 +51,11 @@ def distance_tensor(distance: torch.Tensor | float | None, batch: int, ref: torc
     return d.expand(batch, 1)
 
 
-def apply_framing(uv: torch.Tensor, framing: torch.Tensor | None) -> torch.Tensor:
-    """Normalised image points uv (B, N, 2) -> s * uv + (dx, dy) for ``framing`` (B, 3) = (s, dx, dy), the
-    training loader's framing jitter (``batch['framing']``, :func:`ifkd.data.loader.reframe`): where
-    the points are in the reframed image. None (inference) leaves uv as M_c projects it."""
-    if framing is None:
-        return uv
-    f = framing.to(device=uv.device, dtype=torch.float32)
-    return uv * f[:, None, :1] + f[:, None, 1:]
-
-
-def pixel_aligned_features(
-    fmap: torch.Tensor, points_cam: torch.Tensor, M_c: torch.Tensor, framing: torch.Tensor | None = None
-) -> torch.Tensor:
-    """Sample ``fmap`` (B, C, H, W) at the projections of camera-frame points (B, N, 3) -> (B, N, C).
-
-    The one place where points are projected to feature-map coordinates: M_c, then the image's framing
-    (B, 3) (None: identity, as at inference), then bilinear ``grid_sample`` (``align_corners=False``).
-    """
-    with full_precision(points_cam):
-        uv, _ = project(points_cam.float(), None, M_c.float())
-        return sample_image(fmap, apply_framing(uv, framing), padding_mode="border")
-
-
 class IFKDStudent(Method):
     """U-Net -> feature map; z1 = bilinear sample at p' = M_c (R_i p + (0, 0, d)); decoder(z1 ⊕ R_i p [⊕ g]).
 
     A training image reframed by the loader's framing jitter (``batch['framing']`` = (s, dx, dy)) is
-    sampled at s p' + (dx, dy) instead (:func:`apply_framing`), so the feature still comes from the
+    sampled at s p' + (dx, dy) instead (:func:`~.sampling.apply_framing`), so the feature still comes from the
     pixel the point projects to; at inference nothing is reframed.
 
     ``teacher_dim`` (the teacher's z2 size) adds the KD projection head (z1, or the decoder's first
@@ -127,7 +101,7 @@ class IFKDStudent(Method):
         framing: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """z1 (B, N, feature_channels) at view-centred points (B, N, 3) placed at ``distance`` (B,), in
-        an image reframed by ``framing`` (B, 3) (None: not reframed; see :func:`apply_framing`)."""
+        an image reframed by ``framing`` (B, 3) (None: not reframed; see :func:`~.sampling.apply_framing`)."""
         d = distance_tensor(distance, points.shape[0], points)
         p_cam = points.float() + F.pad(d, (2, 0)).unsqueeze(1)  # + (0, 0, d)
         return pixel_aligned_features(code.features, p_cam, self.M_c, framing)

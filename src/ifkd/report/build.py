@@ -230,7 +230,10 @@ def _bench_grids(bench: Path, results: dict, out: Path, opts: ReportOptions, log
 
 
 def _label(method: str) -> str:
-    return f"{method} (voxels in)" if method.startswith("teacher") else method
+    from ifkd.methods import METHODS
+
+    spec = METHODS.get(method)
+    return f"{method} (voxels in)" if spec is not None and spec.input == "voxels" else method
 
 
 def _shown(path: Path, out: Path) -> str:
@@ -244,7 +247,9 @@ def _shown(path: Path, out: Path) -> str:
 def _voxel_inputs(runs) -> list[int]:
     """Voxel grid sizes read by the voxel-input methods (teachers) among these run folders."""
     cfgs = [load_config(Path(run) / "config.json") for run in runs]
-    return sorted({c.data.voxel_resolution for c in cfgs if c.method.startswith("teacher")})
+    from ifkd.methods import get_spec
+
+    return sorted({c.data.voxel_resolution for c in cfgs if get_spec(c.method).input == "voxels"})
 
 
 def _reconstruct_all(models: dict[str, Path], samples, opts: ReportOptions, log: Log) -> dict[str, list]:

@@ -13,11 +13,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
-import torch
 import trimesh
 from PIL import Image, ImageDraw, ImageFont
 
 from ifkd.data.format import RENDER_DIR, SHAPE_FILE, load_image, read_shape, read_views, shape_dir
+from ifkd.data.loader import model_input
 from ifkd.data.show import voxels_to_mesh
 from ifkd.geometry.camera import Viewpoint, view_transform
 from ifkd.io import atomic_path
@@ -95,11 +95,7 @@ def reconstruct_samples(
     """One object-frame mesh per sample (voxel teachers read the sample's grid, others its image)."""
     meshes = []
     for s in samples:
-        if rec.model.input_kind == "voxels":
-            grid = s.voxels[rec.cfg.data.voxel_resolution].astype(np.float32)
-            inputs: torch.Tensor | list = torch.from_numpy(grid)[None, None]
-        else:
-            inputs = [s.image]
+        inputs = model_input(rec.model.input_kind, rec.cfg.data, rgba=s.image, voxels=s.voxels)
         (out,) = rec.reconstruct(inputs, resolution=resolution, poses=[s.view])
         meshes.append(out.mesh_object if out.mesh_object is not None else out.mesh)
     return meshes

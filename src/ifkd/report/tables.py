@@ -162,7 +162,7 @@ def run_table(cfg: Any, records: Sequence[Mapping], best: Mapping | None) -> Tab
     spec = METHODS.get(cfg.method)
     kd = f"(recon + {tc.kd_weight:g}·KD)" if spec is not None and spec.uses_kd else "more recon"
     seconds = sum(float(r.get("seconds", 0.0)) for r in records)
-    is_teacher = cfg.method.startswith("teacher")
+    is_teacher = spec is not None and spec.is_teacher
     teacher = (
         f"{cfg.teacher.kind}, channels {list(cfg.teacher.channels)}, {cfg.data.voxel_resolution}³ voxels"
     )

@@ -3,8 +3,8 @@
 Runs as one process or as DDP under torchrun (:mod:`ifkd.train.distributed`); resumes exactly from
 ``checkpoints/last`` (:mod:`ifkd.train.checkpoint`); SIGINT/SIGTERM finish the step, save and stop;
 a non-finite loss stops before the bad step is applied, keeping the last good checkpoint.
-The ``train()`` entry point (:mod:`ifkd.train.run`) builds what :func:`fit` needs; validation is in
-:mod:`ifkd.train.validate`. Both are re-exported here, where the CLI and tests import them.
+The ``train()`` entry point (:mod:`ifkd.train.run`, which imports this module) builds what :func:`fit`
+needs; validation is in :mod:`ifkd.train.validate`.
 """
 
 from __future__ import annotations
@@ -48,7 +48,6 @@ from ifkd.train.distributed import (
     barrier,
     wrap_ddp,
 )
-from ifkd.train.run import train
 from ifkd.train.schedule import (
     ScheduleSpec,
     kd_active,
@@ -67,7 +66,6 @@ __all__ = [
     "Trainer",
     "TrainingInterrupted",
     "fit",
-    "train",
     "validation_iou",
     "validation_shapes",
 ]

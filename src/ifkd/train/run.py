@@ -18,6 +18,7 @@ from ifkd.io import InputError
 from ifkd.models.base import Method
 from ifkd.train.checkpoint import load_model
 from ifkd.train.distributed import init_distributed, shutdown_distributed
+from ifkd.train.loop import fit
 from ifkd.train.schedule import needs_teacher
 
 
@@ -87,7 +88,6 @@ def train(
     from ifkd.data.loader import augmentations_on
     from ifkd.data.mix import MixedDataset, make_training_set
     from ifkd.methods import build_method, get_spec
-    from ifkd.train.loop import fit  # here, not at the top: loop re-exports train from this module
 
     cfg = check_config(cfg)  # a bad value fails here, in one line, before the run folder is touched
     try:
@@ -105,9 +105,9 @@ def train(
             notes.append(f"teacher: {teacher_run} (z2 dim {teacher_dim}, frozen)")
         elif teacher_run is not None:
             notes.append(f"note: method {cfg.method!r} uses no KD here; the teacher {teacher_run} is ignored")
-        is_teacher = spec.name.startswith("teacher")
         # Each method reads only what it needs: teachers no images, students without KD no voxels.
-        fields = {"with_images": not is_teacher, "with_voxels": is_teacher or teacher is not None}
+        reads_voxels = spec.input == "voxels"
+        fields = {"with_images": not reads_voxels, "with_voxels": reads_voxels or teacher is not None}
         # The train split alone is augmented (data.aug_*); validation reads renders as inference does.
         train_set = make_training_set(data_root, cfg.data, seed=cfg.train.seed, augment=True, **fields)
         if isinstance(train_set, MixedDataset):

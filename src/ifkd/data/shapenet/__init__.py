@@ -1,9 +1,9 @@
 """Real data: readers for the ShapeNet formats users already have (R2N2, OccNet, IM-NET, binvox, meshes)
-and the importer that converts them into our one on-disk format (``ifkd data import``)."""
+and the importer that converts them into our one on-disk format (``ifkd data import``; its command
+line is :mod:`ifkd.commands.data_import`)."""
 
 from ifkd.data.shapenet.importer import (
     ImportSettings,
-    add_import_parser,
     format_summary,
     import_meshes,
     import_occnet,
@@ -12,7 +12,6 @@ from ifkd.data.shapenet.importer import (
 
 __all__ = [
     "ImportSettings",
-    "add_import_parser",
     "format_summary",
     "import_meshes",
     "import_occnet",

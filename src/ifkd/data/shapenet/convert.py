@@ -26,8 +26,7 @@ from ifkd.data.format import (
 from ifkd.data.shapenet import binvox, meshes, occnet, r2n2
 from ifkd.data.shapenet.occupancy import mesh_ground_truth
 from ifkd.data.solid_check import solid_problems
-from ifkd.data.synth.generate import SynthSettings, draw_viewpoints
-from ifkd.geometry.camera import Viewpoint, project_to_pixels, view_transform
+from ifkd.geometry.camera import Viewpoint, draw_viewpoints, project_to_pixels, view_transform
 from ifkd.io import InputError, atomic_write_json, read_json
 
 SILHOUETTE_MIN = 0.98
@@ -187,7 +186,7 @@ def import_mesh_file(out: Path, key: str, path: Path, s: ImportSettings) -> dict
     mesh, loc, scale = meshes.normalise(meshes.load_mesh(path))
     record = _ground_truth(mesh, key, s)
     record.extra.update(source_loc=loc, source_scale=np.float64(scale))
-    views = draw_viewpoints(shape_rng(s.seed + 1, key), s.views, SynthSettings())
+    views = draw_viewpoints(shape_rng(s.seed + 1, key), s.views)
     images = [
         render(mesh, view_transform(v), s.image_size, supersample=s.supersample, filter_width=1.5).rgba
         for v in views

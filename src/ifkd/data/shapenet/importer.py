@@ -1,4 +1,5 @@
-"""`ifkd data import r2n2|occnet|meshes`: convert data users already have into our on-disk format.
+"""Convert data users already have into our on-disk format (the library of `ifkd data import
+r2n2|occnet|meshes`, whose command line is :mod:`ifkd.commands.data_import`).
 
 Every shape is written like the procedural data (views first, ``shape.npz`` last = complete), so a run
 is resumable and atomic per file; a broken model is listed with a one-line reason and never stops
@@ -8,13 +9,12 @@ camera) onto pixels with alpha > 0, per view; low agreement is listed as a warni
 
 from __future__ import annotations
 
-import argparse
 import time
 from collections.abc import Callable
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from ifkd.data.format import INDEX_FILE, SHAPE_FILE, VOXEL_RESOLUTIONS, read_index, write_index
+from ifkd.data.format import INDEX_FILE, SHAPE_FILE, read_index, write_index
 from ifkd.data.shapenet import meshes, r2n2, splits
 from ifkd.data.shapenet.convert import (
     SILHOUETTE_MIN,
@@ -26,12 +26,11 @@ from ifkd.data.shapenet.convert import (
     silhouette_agreement,
 )
 from ifkd.data.shapenet.occupancy import INSIDE_TEST_VERSION
-from ifkd.engine import Failed, Workers, check_scheduler, run_tasks, scheduler_of
+from ifkd.engine import Failed, check_scheduler, run_tasks, scheduler_of
 from ifkd.io import InputError, batch_exit, check_writable
 
 __all__ = [
     "ImportSettings",
-    "add_import_parser",
     "import_meshes",
     "import_occnet",
     "import_r2n2",
@@ -328,127 +327,8 @@ def format_summary(summary: dict) -> str:
     return "\n".join(lines)
 
 
-def _settings(args: argparse.Namespace) -> ImportSettings:
-    if args.points < 1 or not args.voxel_resolutions or min(args.voxel_resolutions) < 1:
-        raise InputError("--points and --voxel-resolutions must be positive")
-    return ImportSettings(
-        n_points=args.points,
-        voxel_resolutions=tuple(args.voxel_resolutions),
-        seed=args.seed,
-        v2_rotation=getattr(args, "v2_rotation", meshes.V2_ROTATION_DEG),
-        category=getattr(args, "category", "real"),
-    )
-
-
-def cmd_import(args: argparse.Namespace) -> int:
-    s = _settings(args)
-    common = dict(
-        workers=Workers(args.workers, getattr(args, "scheduler", None)), limit=args.limit, settings=s
-    )
-    if args.import_cmd == "r2n2":
-        summary = import_r2n2(
-            args.renders,
-            args.meshes,
-            args.out,
-            args.categories,
-            split_source=args.splits,
-            voxels_dir=args.voxels,
-            **common,
-        )
-    elif args.import_cmd == "occnet":
-        summary = import_occnet(args.src, args.out, args.categories, **common)
-    else:
-        summary = import_meshes(
-            args.folder, args.out, views=args.views, seed=args.seed, split=args.split, **common
-        )
-    print(format_summary(summary))
-    if not summary["imported"] and not summary["existing"]:
-        raise InputError(f"no model could be imported into {args.out} (see the reasons above)")
-    return import_exit(summary)
-
-
 def import_exit(summary: dict) -> int:
     """Exit status of an import: 2 when any model was broken or flagged degenerate (batch rule)."""
     failed = len(summary["broken"]) + len(summary["degenerate"])
     total = len(summary["imported"]) + len(summary["existing"]) + len(summary["broken"])
     return batch_exit(failed, total, "models", summary["out"])
-
-
-def add_import_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Register ``import r2n2|occnet|meshes`` under the ``data`` command group's subparsers."""
-    p = subparsers.add_parser(
-        "import", help="convert R2N2 / OccNet ShapeNet data or any meshes into our format"
-    )
-    sub = p.add_subparsers(dest="import_cmd")
-    sub.required = True
-
-    def common(q: argparse.ArgumentParser) -> None:
-        q.add_argument(
-            "--out", "--output-dir", required=True, type=Path, help="dataset folder (created/completed)"
-        )
-        q.add_argument(
-            "--workers", type=int, default=1, help="parallel processes on this machine (default 1)"
-        )
-        q.add_argument(
-            "--scheduler",
-            metavar="ADDRESS",
-            default=None,
-            help="run on the Dask cluster at this address (tcp://host:8786 from `dask scheduler`; "
-            "its workers must see --out); default: this machine",
-        )
-        q.add_argument(
-            "--limit", type=int, default=None, help="import at most this many models (default all)"
-        )
-        q.add_argument(
-            "--seed", type=int, default=0, help="seed for point sampling, splits, views (default 0)"
-        )
-        q.add_argument("--points", type=int, default=10_000, help="query points per shape (default 10000)")
-        q.add_argument(
-            "--voxel-resolutions",
-            type=int,
-            nargs="+",
-            default=list(VOXEL_RESOLUTIONS),
-            help="voxel grids to store (default 32 64 128)",
-        )
-        q.set_defaults(func=cmd_import)
-
-    q = sub.add_parser("r2n2", help="3D-R2N2 ShapeNetRendering + ShapeNetCore v1/v2 meshes")
-    q.add_argument(
-        "--renders", required=True, type=Path, help="ShapeNetRendering/ root (<synset>/<model>/rendering)"
-    )
-    q.add_argument(
-        "--meshes", required=True, type=Path, help="ShapeNetCore root (v1 model.obj or v2 models/)"
-    )
-    q.add_argument("--categories", nargs="+", default=None, help="names or synset ids (default all found)")
-    q.add_argument(
-        "--splits",
-        type=Path,
-        default=None,
-        help="OccNet folder with <synset>/{train,val,test}.lst, or an R2N2 split json "
-        "(default: seeded random 70/10/20)",
-    )
-    q.add_argument(
-        "--voxels", type=Path, default=None, help="ShapeNetVox32 root: keep R2N2's 32^3 binvox grids too"
-    )
-    q.add_argument(
-        "--v2-rotation",
-        type=float,
-        default=meshes.V2_ROTATION_DEG,
-        help=f"degrees about +Y taking ShapeNetCore v2 meshes to v1 (default {meshes.V2_ROTATION_DEG:g})",
-    )
-    common(q)
-    q = sub.add_parser(
-        "occnet", help="OccNet's preprocessed ShapeNet (points.npz, pointcloud.npz, img_choy2016)"
-    )
-    q.add_argument("src", type=Path, help="OccNet ShapeNet root (<synset>/<model>/...)")
-    q.add_argument("--categories", nargs="+", default=None, help="names or synset ids (default all found)")
-    common(q)
-    q = sub.add_parser("meshes", help="any folder of obj/ply/stl/off/glb meshes (searched recursively)")
-    q.add_argument("folder", type=Path)
-    q.add_argument("--views", type=int, default=8, help="R2N2-style renders per mesh (default 8)")
-    q.add_argument("--category", default="real", help="category name for these shapes (default 'real')")
-    q.add_argument(
-        "--split", default="test", choices=splits.SPLIT_NAMES, help="split they go to (default test)"
-    )
-    common(q)
-    return p

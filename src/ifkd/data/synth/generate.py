@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -32,7 +31,14 @@ from ifkd.data.format import (
 )
 from ifkd.data.synth.families import CATEGORIES, make_shape
 from ifkd.engine import Failed, check_scheduler, run_tasks
-from ifkd.geometry.camera import Viewpoint, view_transform
+from ifkd.geometry.camera import (
+    R2N2_AZIMUTH_RANGE,
+    R2N2_DISTANCE_RATIO_RANGE,
+    R2N2_ELEVATION_RANGE,
+    R2N2_FOV_COLUMN,
+    draw_viewpoints,
+    view_transform,
+)
 from ifkd.geometry.sampling import PADDED_HALF, sample_point_values, sample_uniform
 from ifkd.io import InputError, atomic_write_json, check_writable, read_json
 from ifkd.render.raycast import render
@@ -59,10 +65,10 @@ class SynthSettings:
     None: 2 at 137 px, more for smaller images so sub-samples stay <= 1/274 of the width apart"""
     filter_width: float = 1.5
     """pixel filter support in pixels (Blender's default 1.5): sub-pixel parts still leave partial alpha"""
-    azimuth_range: tuple[float, float] = (0.0, 360.0)
-    elevation_range: tuple[float, float] = (25.0, 30.0)
-    distance_ratio_range: tuple[float, float] = (0.65, 0.9)
-    fov: float = 25.0
+    azimuth_range: tuple[float, float] = R2N2_AZIMUTH_RANGE
+    elevation_range: tuple[float, float] = R2N2_ELEVATION_RANGE
+    distance_ratio_range: tuple[float, float] = R2N2_DISTANCE_RATIO_RANGE
+    fov: float = R2N2_FOV_COLUMN
     extra: dict = field(default_factory=dict)
 
 
@@ -70,17 +76,6 @@ def shape_seed(seed: int, category: str, index: int) -> int:
     """A stable per-shape seed (independent of the category list and of worker scheduling)."""
     cat_id = int(CATEGORIES[category])
     return int(np.random.SeedSequence([seed, cat_id, index]).generate_state(1)[0])
-
-
-def draw_viewpoints(rng: np.random.Generator, n: int, s: SynthSettings) -> list[Viewpoint]:
-    """R2N2-like viewpoints: azimuth uniform, elevation 25-30, in-plane 0, distance ratio 0.65-0.9."""
-    az = rng.uniform(*s.azimuth_range, size=n)
-    el = rng.uniform(*s.elevation_range, size=n)
-    dist = rng.uniform(*s.distance_ratio_range, size=n)
-    return [
-        Viewpoint(round(float(a), 4), round(float(e), 4), 0.0, round(float(d), 4), s.fov)
-        for a, e, d in zip(az, el, dist)
-    ]
 
 
 def plan_splits(s: SynthSettings) -> dict[str, list[str]]:
@@ -117,7 +112,7 @@ def generate_shape(root: Path, category: str, index: int, s: SynthSettings) -> s
         shape.occupancy, surface, rng, n_total=s.n_points, n_uniform=s.n_uniform
     )
     voxels = {res: shape.voxelize(res) for res in s.voxel_resolutions}  # exact, cell centres
-    views = draw_viewpoints(rng, s.views, s)
+    views = draw_viewpoints(rng, s.views, s.azimuth_range, s.elevation_range, s.distance_ratio_range, s.fov)
     mesh = shape.to_mesh()
     ss = s.supersample or max(2, int(np.ceil(274 / s.image_size)))
     images = [
@@ -239,7 +234,3 @@ def write_synth_index(root: Path, s: SynthSettings, splits: dict[str, list[str]]
         views_per_shape=s.views,
         image_size=s.image_size,
     )
-
-
-def categories_arg(names: Sequence[str] | None) -> tuple[str, ...]:
-    return tuple(CATEGORIES) if not names else tuple(names)
