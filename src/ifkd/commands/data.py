@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from ifkd.commands.options import add_engine_options
 from ifkd.io import InputError
 
 
@@ -24,14 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="global seed; same seed -> byte-identical files")
     p.add_argument("--categories", nargs="+", default=None, help="subset of the 13 categories (default all)")
     p.add_argument("--image-size", type=int, default=137, help="render size in pixels (default 137, as R2N2)")
-    p.add_argument("--workers", type=int, default=1, help="parallel processes on this machine (default 1)")
-    p.add_argument(
-        "--scheduler",
-        metavar="ADDRESS",
-        default=None,
-        help="run on the Dask cluster at this address (tcp://host:8786 from `dask scheduler`; "
-        "its workers must see --out); default: this machine",
-    )
+    add_engine_options(p)
     p.set_defaults(func=cmd_data_synth)
 
     p = data.add_parser("info", help="summarise a dataset")
@@ -63,13 +57,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--views", type=int, default=8, help="R2N2-style renders per mesh (default 8)")
     p.add_argument("--seed", type=int, default=0, help="seed for points and views (the split is fixed)")
-    p.add_argument("--workers", type=int, default=1, help="parallel processes on this machine (default 1)")
-    p.add_argument(
-        "--scheduler",
-        metavar="ADDRESS",
-        default=None,
-        help="run on the Dask cluster at this address (its workers must see --out and --realdata)",
-    )
+    add_engine_options(p, "--out and --realdata")
     p.set_defaults(func=cmd_data_real)
 
     from ifkd.commands.data_import import add_import_parser

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ifkd.commands.options import add_engine_options
 from ifkd.data.format import VOXEL_RESOLUTIONS
 from ifkd.data.shapenet import meshes, splits
 from ifkd.data.shapenet.importer import (
@@ -71,16 +72,7 @@ def add_import_parser(subparsers: argparse._SubParsersAction) -> argparse.Argume
         q.add_argument(
             "--out", "--output-dir", required=True, type=Path, help="dataset folder (created/completed)"
         )
-        q.add_argument(
-            "--workers", type=int, default=1, help="parallel processes on this machine (default 1)"
-        )
-        q.add_argument(
-            "--scheduler",
-            metavar="ADDRESS",
-            default=None,
-            help="run on the Dask cluster at this address (tcp://host:8786 from `dask scheduler`; "
-            "its workers must see --out); default: this machine",
-        )
+        add_engine_options(q)
         q.add_argument(
             "--limit", type=int, default=None, help="import at most this many models (default all)"
         )

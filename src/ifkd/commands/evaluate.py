@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ifkd.commands.options import add_engine_options
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help="reconstruct a split and compute IoU, Chamfer-L1, ECD, F-score, NC")
@@ -27,14 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="query at the nominal camera distance, as a user's image is reconstructed (the default)",
     )
     p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N] | mps (default auto)")
-    p.add_argument("--workers", type=int, default=1, help="parallel processes on this machine (default 1)")
-    p.add_argument(
-        "--scheduler",
-        metavar="ADDRESS",
-        default=None,
-        help="run on the Dask cluster at this address (tcp://host:8786 from `dask scheduler`; "
-        "its workers must see --data and --out); default: this machine",
-    )
+    add_engine_options(p, "--data and --out")
     p.set_defaults(func=cmd_evaluate, check_args=check_args)
 
 
