@@ -21,7 +21,7 @@ def _common(p: argparse.ArgumentParser) -> None:
         "(repeatable; saved as data.extra_roots; weights: --set data.source_weights=W_DATA,W_EXTRA); "
         "validation stays on --data's val split",
     )
-    p.add_argument("--preset", default="cpu", help="size preset: paper | cpu | tiny (default cpu)")
+    p.add_argument("--preset", default=None, help="size preset: paper | cpu | tiny (default cpu)")
     p.add_argument("--out", "--output-dir", required=True, type=Path, help="run folder")
     p.add_argument(
         "--set",
@@ -52,7 +52,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = group.add_parser("student", help="train a single-view method (IFKD, an ablation, or a baseline)")
     _common(p)
     p.add_argument("--teacher", type=Path, default=None, help="teacher run folder (needed by KD methods)")
-    p.add_argument("--method", default="ifkd", help="method name (see `ifkd methods`; default ifkd)")
+    p.add_argument(
+        "--method",
+        default="ifkd",
+        help="single-view method (default ifkd; the README's Methods list them, an unknown name prints them)",
+    )
     p.set_defaults(func=cmd_train_student)
 
 
@@ -80,19 +84,59 @@ def build_config(
         raise InputError(str(exc)) from None
 
 
+def check_resume_request(args: argparse.Namespace, method: str, cfg) -> None:
+    """``--resume`` continues a run exactly as its config.json says. Rerunning the same command with
+    ``--resume`` (what a killed run needs) is fine, and so is ``--resume`` with no options; a request
+    for anything else (another method or verb, preset, seed, --set, --data-extra) is refused in one line
+    instead of being ignored. To train a stopped run longer, start a new run: its checkpoints belong to
+    its own config."""
+    from ifkd.config import config_to_dict
+
+    if method != cfg.method:
+        asked = f"method {method}"
+    elif args.preset is None and not args.overrides and args.seed is None and not args.data_extra:
+        return
+    else:
+        wanted = build_config(method, args.preset or cfg.preset, args.overrides, args.seed, args.data_extra)
+        have, want = config_to_dict(cfg), config_to_dict(wanted)
+        diff = sorted(_diff_keys(have, want))
+        if not diff:
+            return
+        asked = ", ".join(f"{k}={_get(want, k)!r} (the run has {_get(have, k)!r})" for k in diff[:4])
+        asked += " ..." if len(diff) > 4 else ""
+    raise InputError(
+        f"{args.out}: holds a {cfg.method} run (preset {cfg.preset}); --resume continues it as its "
+        f"config.json says, not with {asked}: drop those options, or use another --out"
+    )
+
+
+def _diff_keys(a: dict, b: dict, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two nested config dicts."""
+    out = []
+    for key in sorted(set(a) | set(b)):
+        va, vb = a.get(key), b.get(key)
+        if isinstance(va, dict) and isinstance(vb, dict):
+            out += _diff_keys(va, vb, f"{prefix}{key}.")
+        elif va != vb:
+            out.append(f"{prefix}{key}")
+    return out
+
+
+def _get(d: dict, dotted: str):
+    for part in dotted.split("."):
+        d = d.get(part) if isinstance(d, dict) else None
+    return d
+
+
 def _run(args: argparse.Namespace, method: str, teacher: Path | None) -> int:
     from ifkd.config import load_config
     from ifkd.train.run import train
 
     if args.resume and (args.out / "config.json").is_file():
         cfg = load_config(args.out)  # the saved config is authoritative on resume (checked as it loads)
-        if args.overrides:
-            print("note: --set is ignored with --resume; the run's config.json is used")
-        extra = tuple(str(Path(r).resolve()) for r in args.data_extra)
-        if extra and extra != cfg.data.extra_roots:
-            print(f"note: --data-extra is ignored with --resume; the run mixes {list(cfg.data.extra_roots)}")
+        check_resume_request(args, method, cfg)
     else:
-        cfg = build_config(method, args.preset, args.overrides, args.seed, args.data_extra)
+        cfg = build_config(method, args.preset or "cpu", args.overrides, args.seed, args.data_extra)
     result = train(cfg, args.data, args.out, teacher_run=teacher, resume=args.resume, device=args.device)
     print(
         f"run written to {args.out}: "
