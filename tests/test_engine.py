@@ -240,9 +240,11 @@ def test_a_two_worker_dask_cluster_runs_synth_import_and_evaluate(tmp_path, caps
             address,
         ]
         capsys.readouterr()
-        assert main(argv) == 0
-        printed = capsys.readouterr().out
+        assert main(argv) == 2  # the batch rule: one model broken -> exit 2, the others written
+        cap = capsys.readouterr()
+        printed = cap.out
         assert "imported 3" in printed and "broken 1" in printed and "broken  real/bad:" in printed
+        assert "1 of 4 models failed or were flagged" in cap.err
         assert read_index(data)["splits"]["test"] == ["real/box", "real/cylinder", "real/sphere"]
 
         # (c) evaluate: the same metrics as in this process
