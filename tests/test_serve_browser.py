@@ -147,10 +147,10 @@ def _wait(driver, what: str, condition, timeout: float):
         )
 
 
-def test_upload_reconstruct_download(server, browser):
+def _upload(browser, server: str, path) -> None:
+    """Open the app and put ``path`` into its image upload field."""
     from selenium.webdriver.common.by import By
 
-    t0 = time.monotonic()
     browser.get(server)
     upload = _wait(
         browser,
@@ -158,7 +158,14 @@ def test_upload_reconstruct_download(server, browser):
         lambda d: d.find_elements(By.CSS_SELECTOR, "#input-image input[type=file]"),
         60,
     )[0]
-    upload.send_keys(str(EXAMPLE))
+    upload.send_keys(str(path))
+
+
+def test_upload_reconstruct_download(server, browser):
+    from selenium.webdriver.common.by import By
+
+    t0 = time.monotonic()
+    _upload(browser, server, EXAMPLE)
     _wait(browser, "the uploaded image", lambda d: d.find_elements(By.CSS_SELECTOR, "#input-image img"), 30)
     browser.find_element(By.CSS_SELECTOR, "#reconstruct").click()
 
@@ -200,14 +207,7 @@ def test_a_broken_image_gives_a_readable_message(server, browser, tmp_path):
 
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"this is not a PNG\n" * 10)
-    browser.get(server)
-    upload = _wait(
-        browser,
-        "the upload field",
-        lambda d: d.find_elements(By.CSS_SELECTOR, "#input-image input[type=file]"),
-        60,
-    )[0]
-    upload.send_keys(str(broken))
+    _upload(browser, server, broken)
     time.sleep(1)  # the upload itself
     browser.find_element(By.CSS_SELECTOR, "#reconstruct").click()
 

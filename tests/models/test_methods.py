@@ -3,27 +3,18 @@ the tiny and cpu presets with finite losses and gradients wherever a gradient sh
 
 from __future__ import annotations
 
+from typing import get_args
+
 import numpy as np
 import pytest
 import torch
 
-from ifkd.config import PRESETS
+from ifkd.config import PRESETS, MethodName
 from ifkd.geometry.camera import Viewpoint, view_transform
 from ifkd.methods import METHODS, build_method, get_spec, method_config, methods_with, teacher_method
 from ifkd.models.teacher import VoxelTeacher
 
-NAMES = [
-    "teacher",
-    "teacher-simple",
-    "ifkd",
-    "ifkd-nokd",
-    "ifkd-simple-teacher",
-    "ifkd-cnn5",
-    "ifkd-stn",
-    "ifkd-global",
-    "global",
-    "camera",
-]
+NAMES = list(get_args(MethodName))  # the config's Literal; a test below keeps it equal to the registry
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
