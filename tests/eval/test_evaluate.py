@@ -98,7 +98,9 @@ def test_view_meshes_project_onto_the_image_silhouette(bulky_dataset):
         folder = shape_dir(bulky_dataset, key) / RENDER_DIR
         names, views = read_views(folder)
         alpha = load_image(folder / names[1])[..., 3] > 0
-        (out,) = rec.reconstruct([folder / names[1]], resolution=64, distance=views[1].distance)
+        (out,) = rec.reconstruct(
+            [folder / names[1]], resolution=64, distance=views[1].distance, reframe=False
+        )  # the image as rendered: the camera is the render's
         x, y, z = out.mesh.vertices.T
         K = intrinsics(alpha.shape[1], alpha.shape[0])
         depth = views[1].distance - z  # the camera looks down -Z from +d

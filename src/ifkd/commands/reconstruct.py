@@ -1,4 +1,12 @@
-"""`ifkd reconstruct IMG_OR_DIR ... --model RUN --out DIR`: images -> meshes, over Reconstructor."""
+"""`ifkd reconstruct IMG_OR_DIR ... --model RUN --out DIR`: images -> meshes, over Reconstructor.
+
+Each image is first brought into the framing the model was trained on (:mod:`ifkd.framing`: the object
+cropped, recentred and rescaled; ``--foreground-ratio`` overrides the measured size, ``--no-reframe``
+reads the images as they are); an image that cannot be framed (a busy background without transparency)
+gets a one-line warning naming it. ``--views-fused``: all the images are views of ONE object with known
+poses (a ``rendering/`` folder with ``rendering_metadata.txt``, or one ``--pose`` per image), fused into
+one object-frame mesh (:meth:`ifkd.reconstruct.Reconstructor.reconstruct_views`).
+"""
 
 from __future__ import annotations
 
@@ -6,9 +14,15 @@ import argparse
 import math
 import os
 import sys
+import warnings
 from pathlib import Path
 
+from ifkd.framing import TRAINING_FOREGROUND_RATIO
 from ifkd.io import InputError
+
+FUSION_RULES = ("mean", "min")
+""":data:`ifkd.reconstruct.FUSION_RULES`, repeated so that ``--help`` does not import torch"""
+DEFAULT_FUSION = "mean"
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 
@@ -25,8 +39,39 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--pose",
         type=float,
         nargs="+",
+        action="append",
         metavar=("AZ", "EL"),
-        help="R2N2 azimuth elevation [distance ratio]: also write the mesh in the object frame",
+        help="R2N2 azimuth elevation [distance ratio]: also write the mesh in the object frame; once for "
+        "every image, or once per image (in order). The distance ratio is queried only with --no-reframe "
+        "or --views-fused (a reframed image has the training framing: the nominal distance)",
+    )
+    p.add_argument(
+        "--no-reframe",
+        dest="reframe",
+        action="store_false",
+        help="read the images as they are, without cropping, recentring and rescaling the object to the "
+        "training framing: for genuine R2N2-style renders, whose framing is exact (framing them costs "
+        "accuracy: benchmarks/results/framing.md)",
+    )
+    p.add_argument(
+        "--foreground-ratio",
+        type=float,
+        default=None,
+        metavar="R",
+        help=f"object size when reframing: its bounding box's longest side as a fraction of the frame "
+        f"(default {TRAINING_FOREGROUND_RATIO:g}, measured on the training renders)",
+    )
+    p.add_argument(
+        "--views-fused",
+        action="store_true",
+        help="the images are views of ONE object with known poses (a rendering/ folder with "
+        "rendering_metadata.txt, or one --pose per image): fuse them into one object-frame mesh",
+    )
+    p.add_argument(
+        "--fusion",
+        choices=FUSION_RULES,
+        default=DEFAULT_FUSION,
+        help=f"how --views-fused fuses the views (default {DEFAULT_FUSION}; ifkd.reconstruct.FUSION_RULES)",
     )
     p.add_argument(
         "--dense", action="store_true", help="evaluate the dense grid (reference) instead of coarse-to-fine"
@@ -49,14 +94,20 @@ def check_args(args: argparse.Namespace) -> None:
         raise InputError(
             f"--threshold {args.threshold:g}: must be an occupancy probability strictly between 0 and 1"
         )
-    if args.pose:
-        if len(args.pose) not in (2, 3):
-            raise InputError(f"--pose takes AZ EL [DIST_RATIO] (2 or 3 numbers), got {len(args.pose)}")
-        given = " ".join(f"{v:g}" for v in args.pose)
-        if not all(math.isfinite(v) for v in args.pose):
+    for pose in args.pose or []:
+        if len(pose) not in (2, 3):
+            raise InputError(f"--pose takes AZ EL [DIST_RATIO] (2 or 3 numbers), got {len(pose)}")
+        given = " ".join(f"{v:g}" for v in pose)
+        if not all(math.isfinite(v) for v in pose):
             raise InputError(f"--pose {given}: the angles and the distance ratio must be finite numbers")
-        if len(args.pose) == 3 and not args.pose[2] > 0:
+        if len(pose) == 3 and not pose[2] > 0:
             raise InputError(f"--pose {given}: the distance ratio must be > 0 (R2N2's lie in 0.65-0.9)")
+    ratio = getattr(args, "foreground_ratio", None)
+    if ratio is not None and not 0.0 < ratio <= 1.0:  # also false for nan
+        raise InputError(
+            f"--foreground-ratio {ratio:g}: must be in (0, 1] (the object's bounding box's longest side "
+            "as a fraction of the frame)"
+        )
 
 
 def collect_images(inputs: list[Path]) -> list[Path]:
@@ -88,17 +139,73 @@ def output_names(files: list[Path]) -> list[str]:
     return names
 
 
-def cmd_reconstruct(args: argparse.Namespace) -> int:
-    """Every image is tried; exit 0 only when each gave a mesh, 2 when some failed (the others written).
-    The output folder is locked, writable and the options checked before this runs (see ifkd.cli)."""
-    from ifkd.extract.export import export_mesh
-    from ifkd.geometry.camera import Viewpoint
+SCALE_NOTE = (
+    "meshes are in the normalised object scale (bounding-box diagonal about 1, as the training shapes), "
+    "not in the picture's or real-world units"
+)
+
+
+def pose_of(values: list[float], reframe: bool):
+    """A ``--pose AZ EL [DIST]`` -> Viewpoint; the distance ratio is the nominal one for a reframed image
+    (its framing is the training one) or when not given."""
+    from ifkd.geometry.camera import NOMINAL_DISTANCE_RATIO, Viewpoint
+
+    dist = values[2] if len(values) == 3 and not reframe else NOMINAL_DISTANCE_RATIO
+    return Viewpoint(values[0], values[1], 0.0, dist)
+
+
+def image_poses(args: argparse.Namespace, n_images: int) -> list:
+    """One Viewpoint (or None) per image from the ``--pose`` options: none, one for all, or one each."""
+    poses = args.pose or []
+    if len(poses) > 1 and len(poses) != n_images:
+        raise InputError(
+            f"--pose given {len(poses)} times for {n_images} images: give it once, or once per image"
+        )
+    if not poses:
+        return [None] * n_images
+    made = [pose_of(p, args.reframe) for p in poses]
+    return made * n_images if len(made) == 1 else made
+
+
+def fused_inputs(args: argparse.Namespace) -> tuple[list[Path], list]:
+    """The images and poses of ``--views-fused``: the rendering folders' (their ``rendering_metadata.txt``)
+    or the image files' with one ``--pose AZ EL [DIST]`` each, in order."""
+    from ifkd.data.format import METADATA_FILE, read_views
+
+    files: list[Path] = []
+    views: list = []
+    loose: list[Path] = []
+    for item in args.inputs:
+        if item.is_dir() and (item / METADATA_FILE).is_file():
+            names, metadata = read_views(item)
+            files += [item / name for name in names]
+            views += metadata
+        else:
+            loose += collect_images([item])
+    if loose and views:
+        raise InputError(
+            "--views-fused: give either rendering folders (with their metadata) or images with --pose"
+        )
+    if loose:
+        poses = args.pose or []
+        if len(poses) != len(loose):
+            raise InputError(
+                f"--views-fused: {len(loose)} images need one --pose AZ EL [DIST] each, in order "
+                f"(got {len(poses)}), or give a rendering/ folder with its {METADATA_FILE}"
+            )
+        return loose, [pose_of(p, reframe=False) for p in poses]
+    if args.pose:
+        raise InputError(
+            f"--views-fused: the rendering folders' poses are in their {METADATA_FILE}; drop --pose"
+        )
+    if not files:
+        raise InputError(f"no images found in {', '.join(map(str, args.inputs))}")
+    return files, views
+
+
+def load_model(args: argparse.Namespace):
     from ifkd.reconstruct import Reconstructor
 
-    check_args(args)  # also for callers that skip ifkd.cli.main
-    pose = None
-    if args.pose:
-        pose = Viewpoint(args.pose[0], args.pose[1], 0.0, args.pose[2] if len(args.pose) == 3 else 0.775)
     rec = Reconstructor.from_run(args.model, device=args.device)
     if rec.model.input_kind != "image":
         raise InputError(
@@ -106,21 +213,48 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
             "use a single-view method's run (ifkd, its variants, global, camera)"
         )
     print(f"model {rec.cfg.method} ({rec.cfg.preset}) on {rec.device}")
-    failures = []
+    return rec
+
+
+def cmd_reconstruct(args: argparse.Namespace) -> int:
+    """Every image is tried; exit 0 only when each gave a mesh, 2 when some failed (the others written).
+    The output folder is locked, writable and the options checked before this runs (see ifkd.cli)."""
+    check_args(args)  # also for callers that skip ifkd.cli.main
+    if args.views_fused:
+        return cmd_fused(args)
+    from ifkd.extract.export import export_mesh
+    from ifkd.reconstruct import FramingWarning
+
     files = collect_images(args.inputs)
-    for path, name in zip(files, output_names(files)):
+    poses = image_poses(args, len(files))
+    if args.reframe and any(len(p) == 3 for p in args.pose or []):
+        print(
+            "ifkd: note: --pose's distance ratio is not queried for reframed images (their framing is the "
+            "training one: the nominal distance); add --no-reframe to query it",
+            file=sys.stderr,
+        )
+    rec = load_model(args)
+    failures = []
+    for path, name, pose in zip(files, output_names(files), poses):
         try:
-            (out,) = rec.reconstruct(
-                [path],
-                resolution=args.resolution,
-                threshold=args.threshold,
-                poses=[pose] if pose else None,
-                dense=args.dense,
-            )
+            with warnings.catch_warnings():  # said below, once, on one line
+                warnings.simplefilter("ignore", FramingWarning)
+                (out,) = rec.reconstruct(
+                    [path],
+                    resolution=args.resolution,
+                    threshold=args.threshold,
+                    poses=[pose] if pose else None,
+                    dense=args.dense,
+                    reframe=args.reframe,
+                    foreground_ratio=args.foreground_ratio,
+                )
         except (InputError, ValueError) as exc:
             failures.append(f"{path}: {exc}" if str(path) not in str(exc) else str(exc))
             print(f"  skipped: {failures[-1]}", file=sys.stderr)
             continue
+        framing = out.framing
+        if framing is not None and framing.warnings:
+            print(f"ifkd: warning: {path}: {framing.warning}", file=sys.stderr)
         problem = out.problem()
         if problem is not None:  # an empty or NaN mesh is a failure, not a result
             failures.append(f"{path}: {problem}: nothing written")
@@ -131,13 +265,48 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
         if out.mesh_object is not None:
             export_mesh(out.mesh_object, folder / f"mesh_object.{args.fmt}", up="+y")
         timing = " · ".join(f"{k} {v:.2f}s" for k, v in out.timings.items())
+        framed = "" if framing is None else ("reframed, " if framing.reframed else "not reframed, ")
         print(
-            f"  {path.name} -> {mesh_path} ({len(out.mesh.faces)} faces, {out.frame} frame, "
+            f"  {path.name} -> {mesh_path} ({len(out.mesh.faces)} faces, {out.frame} frame, {framed}"
             f"{out.n_queries} queries; {timing})"
         )
     done = len(files) - len(failures)
     print(f"{done} of {len(files)} images reconstructed into {args.out}")
+    if done:
+        print(SCALE_NOTE)
     if failures:
         print(f"{len(failures)} failed:\n  " + "\n  ".join(failures), file=sys.stderr)
         return 2
+    return 0
+
+
+def cmd_fused(args: argparse.Namespace) -> int:
+    """``--views-fused``: all the images -> one object-frame mesh, ``OUT/fused/mesh.FMT``."""
+    from ifkd.extract.export import export_mesh
+
+    files, views = fused_inputs(args)
+    if args.foreground_ratio is not None or not args.reframe:
+        print(
+            "ifkd: note: --views-fused reads the views as they are (their poses fix the framing)",
+            file=sys.stderr,
+        )
+    rec = load_model(args)
+    try:
+        out = rec.reconstruct_views(
+            files, views, args.resolution, threshold=args.threshold, fusion=args.fusion, dense=args.dense
+        )
+    except (InputError, ValueError) as exc:
+        print(f"ifkd: error: {exc}", file=sys.stderr)
+        return 2
+    problem = out.problem()
+    if problem is not None:
+        print(f"ifkd: warning: the {len(files)} fused views: {problem}: nothing written", file=sys.stderr)
+        return 2
+    mesh_path = export_mesh(out.mesh, args.out / "fused" / f"mesh.{args.fmt}", up="+y")
+    timing = " · ".join(f"{k} {v:.2f}s" for k, v in out.timings.items())
+    print(
+        f"  {len(files)} views fused ({args.fusion}) -> {mesh_path} ({len(out.mesh.faces)} faces, object "
+        f"frame, {out.n_queries} queries; {timing})"
+    )
+    print(SCALE_NOTE)
     return 0

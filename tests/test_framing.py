@@ -1,0 +1,245 @@
+"""Framing (ifkd.framing): any picture of one object is brought into the training renders' framing.
+
+Geometry first (no model): a render, the same render pasted off-centre on a canvas twice as large, shrunk to
+two thirds, and flattened on white all frame to the same object size and place; a busy background without
+alpha and a blank image are returned untouched with a warning. Then the shipped weights: with framing on,
+each of those pictures reconstructs (Chamfer-L1 against the shape's surface, in the object frame as
+``ifkd evaluate`` scores it) within 10 % of the render as it comes, and with ``--no-reframe`` the
+off-centre one is far worse (the test has teeth). Last, the CLI's options and its one-line warning.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import trimesh
+from PIL import Image
+
+from ifkd.cli import main
+from ifkd.data.format import (
+    RENDER_DIR,
+    SHAPE_FILE,
+    load_image,
+    read_eval_surface,
+    read_iou_points,
+    read_views,
+)
+from ifkd.data.synth.generate import SynthSettings, generate_dataset
+from ifkd.eval.metrics import evaluate_mesh
+from ifkd.framing import (
+    MAX_FRAME_SIZE,
+    TRAINING_CENTRE_OFFSET,
+    TRAINING_FOREGROUND_RATIO,
+    bounding_box,
+    find_object,
+    frame_image,
+)
+from ifkd.geometry.camera import view_transform
+from ifkd.reconstruct import FramingWarning, Reconstructor, to_object_frame, view_rotation_gl
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "framing_table.py"
+SHAPE = "car/0002"
+"""The test split's car of :data:`SETTINGS` (the one shape of that split)."""
+SETTINGS = SynthSettings(per_category=3, views=2, seed=2024, image_size=137, categories=("car",))
+
+
+def _bench():
+    """benchmarks/framing_table.py (the same picture transformations as the table), loaded by path."""
+    spec = importlib.util.spec_from_file_location("framing_table", BENCH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture(scope="module")
+def renders(tmp_path_factory) -> list[tuple[np.ndarray, object, tuple]]:
+    """Per view: (render RGBA, its viewpoint, GT (surface, normals, IoU points, labels)) of a car that no
+    shipped model trained on (seed 2024)."""
+    root = tmp_path_factory.mktemp("framing_data")
+    generate_dataset(root, SETTINGS, progress=False)
+    folder = root / SHAPE
+    names, views = read_views(folder / RENDER_DIR)
+    gt = (*read_eval_surface(folder / SHAPE_FILE), *read_iou_points(folder / SHAPE_FILE))
+    return [(load_image(folder / RENDER_DIR / name), view, gt) for name, view in zip(names, views)]
+
+
+@pytest.fixture(scope="module")
+def car(renders):
+    return renders[0]
+
+
+@pytest.fixture(scope="module")
+def pictures(car) -> dict[str, np.ndarray]:
+    return _bench().conditions(car[0])
+
+
+# ------------------------------------------------------------------------------------------ geometry
+def _framed_box(framed: np.ndarray) -> tuple[float, float, float]:
+    """(longest side / width, centre offset x, y in units of the side) of a framed picture's object."""
+    x0, y0, x1, y1 = bounding_box(find_object(framed).mask)
+    side, size = max(x1 - x0, y1 - y0), framed.shape[1]
+    return side / size, ((x0 + x1) / 2 - size / 2) / side, ((y0 + y1) / 2 - size / 2) / side
+
+
+def test_every_picture_frames_to_the_training_size_and_place(pictures):
+    framed = {}
+    for name, picture in pictures.items():
+        out, info = frame_image(picture)
+        assert info.reframed and not info.warnings, (name, info)
+        assert out.shape[0] == out.shape[1] == info.output_size and out.dtype == np.uint8
+        assert info.source == ("background" if name.endswith("white") else "alpha")
+        ratio, dx, dy = _framed_box(out)
+        tol = 1.5 / (ratio * out.shape[0])  # a pixel and a half, in units of the side
+        assert ratio == pytest.approx(TRAINING_FOREGROUND_RATIO, abs=1.5 / out.shape[0]), name
+        assert dx == pytest.approx(TRAINING_CENTRE_OFFSET[0], abs=tol), name
+        assert dy == pytest.approx(TRAINING_CENTRE_OFFSET[1], abs=tol), name
+        framed[name] = out
+    # Pasted off-centre at whole pixels: exactly the same framed picture as the render's.
+    assert np.array_equal(framed["off_centre_2x"], framed["as_rendered"])
+    assert np.array_equal(framed["off_centre_2x_white"], framed["flat_white"])
+    # Flattened on white: the plain background became transparency; the box is the alpha one.
+    assert find_object(pictures["flat_white"]).background == (255, 255, 255)
+    assert frame_image(pictures["flat_white"])[1].bbox == frame_image(pictures["as_rendered"])[1].bbox
+
+
+def test_a_plain_coloured_backdrop_becomes_transparent_and_keeps_the_objects_own_light_parts():
+    img = np.full((90, 120, 3), (40, 90, 160), np.uint8)  # a blue backdrop, no alpha
+    img[30:70, 20:60] = (200, 60, 50)  # the object: red, with a patch of the backdrop's own colour inside
+    img[40:50, 30:40] = (40, 90, 160)
+    out, info = frame_image(img, foreground_ratio=0.5)
+    assert info.reframed and info.source == "background" and info.background == (40, 90, 160)
+    assert info.bbox == (20, 30, 60, 70) and info.output_size == 80
+    alpha = out[..., 3]
+    assert alpha.sum() == 255 * 40 * 40  # the whole object (the inner patch too) opaque, all else clear
+    assert find_object(out).mask.sum() == 40 * 40
+
+
+def test_a_busy_background_without_alpha_is_not_cropped_blindly():
+    rng = np.random.default_rng(0)
+    noise = rng.integers(0, 256, (80, 100, 3), dtype=np.uint8)
+    out, info = frame_image(noise)
+    assert not info.reframed and info.source == "none"
+    assert np.array_equal(out[..., :3], noise) and np.all(out[..., 3] == 255)
+    assert len(info.warnings) == 1 and info.warning.startswith("busy background and no transparency")
+    assert "\n" not in info.warning
+
+
+def test_blank_and_tiny_pictures_come_back_unchanged_with_a_warning():
+    for blank in (
+        np.zeros((40, 40, 4), np.uint8),
+        np.full((30, 50, 3), 255, np.uint8),
+        np.zeros((2, 2), np.uint8),
+    ):
+        out, info = frame_image(blank)
+        assert not info.reframed and info.warnings and info.warnings[0].startswith("no object")
+        assert out.shape[:2] == blank.shape[:2]
+
+
+def test_options_and_large_canvases(pictures):
+    out, info = frame_image(pictures["as_rendered"], foreground_ratio=0.4)
+    assert _framed_box(out)[0] == pytest.approx(0.4, abs=1.5 / out.shape[0])
+    big = np.kron(pictures["as_rendered"][..., 3:], np.ones((12, 12, 1), np.uint8))  # a 1644 px silhouette
+    out, info = frame_image(np.concatenate([np.zeros_like(big).repeat(3, axis=2), big], axis=2))
+    assert out.shape[0] == MAX_FRAME_SIZE and info.scale == pytest.approx(
+        MAX_FRAME_SIZE / info.crop[2:][0], abs=1
+    )
+    assert _framed_box(out)[0] == pytest.approx(TRAINING_FOREGROUND_RATIO, abs=0.01)
+    for bad in (0.0, 1.5, float("nan")):
+        with pytest.raises(ValueError, match="foreground ratio"):
+            frame_image(pictures["as_rendered"], foreground_ratio=bad)
+
+
+def test_tensors_are_never_reframed_and_paths_are_by_default(car, tmp_path):
+    rec = Reconstructor.from_run("pretrained", device="cpu")
+    rgba = car[0]
+    off = _bench().off_centre(rgba)
+    assert torch.equal(rec.prepare(off), rec.prepare(rgba))  # framed alike
+    assert not torch.equal(rec.prepare(off, reframe=False), rec.prepare(rgba, reframe=False))
+    tensor = rec.prepare(off, reframe=False)[None]
+    (out,) = rec.reconstruct(tensor, resolution=16)
+    assert out.framing is None  # a tensor is used as given
+    Image.fromarray(off).save(tmp_path / "off.png")
+    (out,) = rec.reconstruct([tmp_path / "off.png"], resolution=16)
+    assert out.framing is not None and out.framing.reframed
+    with pytest.warns(FramingWarning, match="image 0: busy background"):
+        rec.reconstruct(
+            [np.random.default_rng(1).integers(0, 256, (50, 50, 3), dtype=np.uint8)], resolution=16
+        )
+
+
+# --------------------------------------------------------------------------------- the shipped weights
+def _chamfer(rec: Reconstructor, picture: np.ndarray, car, reframe: bool) -> float:
+    _, view, gt = car
+    (out,) = rec.reconstruct([picture], resolution=64, reframe=reframe)
+    mesh = to_object_frame(out.mesh, view_rotation_gl(view_transform(view)))  # as ifkd evaluate does
+    return evaluate_mesh(mesh, *gt, n_surface=50_000, edge=False, rng=np.random.default_rng(0))[
+        "chamfer_l1_x10"
+    ]
+
+
+def test_framed_pictures_reconstruct_as_well_as_the_render(renders):
+    """Mean Chamfer over the car's two views, each picture within 10 % of the render's.
+
+    Per view, the one picture that is not an exact copy of the render's pixels -- shrunk to 2/3, i.e.
+    resampled to 91 px -- lands within 8 % (view 0) and 13 % (view 1) of it: that is the detail the
+    shrinking throws away, not the framing. The render itself blurred the same way (down to 91 px and back
+    up, same geometry) is framed to the same place and scores what the shrunk one does (0.401 vs 0.375
+    against 0.333 for view 1), and undoing the shrink exactly gives 0.395; so a single view cannot be
+    held to 10 %, their mean is (4 % here)."""
+    rec = Reconstructor.from_run("pretrained", device="cpu")
+    bench = _bench()
+    on: dict[str, list[float]] = {}
+    off: dict[str, list[float]] = {}
+    for car in renders:
+        for name, picture in bench.conditions(car[0]).items():
+            on.setdefault(name, []).append(_chamfer(rec, picture, car, True))
+            if name in ("as_rendered", "off_centre_2x"):
+                off.setdefault(name, []).append(_chamfer(rec, picture, car, False))
+    on_mean = {name: float(np.mean(v)) for name, v in on.items()}
+    off_mean = {name: float(np.mean(v)) for name, v in off.items()}
+    base = on_mean["as_rendered"]
+    assert base < 0.5, on  # a real reconstruction of the car, not a blob
+    for name, value in on_mean.items():
+        assert value == pytest.approx(base, rel=0.10), (name, on)
+    # Without framing, the off-centre picture is far worse: the test has teeth.
+    assert off_mean["off_centre_2x"] > 4 * on_mean["off_centre_2x"], (off, on)
+    assert off_mean["off_centre_2x"] > 4 * off_mean["as_rendered"], off
+
+
+# ------------------------------------------------------------------------------------------------ CLI
+def test_cli_options_and_the_busy_background_warning(pictures, tmp_path, capsys):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    Image.fromarray(pictures["off_centre_2x"]).save(folder / "off.png")
+    busy = folder / "busy.jpg"
+    Image.fromarray(np.random.default_rng(2).integers(0, 256, (60, 80, 3), dtype=np.uint8)).save(busy)
+    base = ["reconstruct", "--model", "pretrained", "--resolution", "32", "--device", "cpu"]
+    assert main([*base, str(folder), "--out", str(tmp_path / "a")]) == 0
+    captured = capsys.readouterr()
+    warned = [line for line in captured.err.splitlines() if "busy background" in line]
+    assert len(warned) == 1 and warned[0].startswith(f"ifkd: warning: {busy}: busy background"), captured.err
+    assert "off.png -> " in captured.out and "reframed" in captured.out
+    assert "normalised object scale (bounding-box diagonal about 1" in captured.out
+    framed = trimesh.load(tmp_path / "a" / "off" / "mesh.obj", force="mesh")
+    assert main([*base, str(folder / "off.png"), "--out", str(tmp_path / "b"), "--no-reframe"]) == 0
+    assert "not reframed" not in capsys.readouterr().out  # --no-reframe: no framing at all, so no note
+    raw = trimesh.load(tmp_path / "b" / "off" / "mesh.obj", force="mesh")
+    assert np.linalg.norm(framed.centroid) < 0.1 < np.linalg.norm(raw.centroid)  # centred only when framed
+    assert (
+        main([*base, str(folder / "off.png"), "--out", str(tmp_path / "c"), "--foreground-ratio", "0.4"]) == 0
+    )
+    small = trimesh.load(tmp_path / "c" / "off" / "mesh.obj", force="mesh")
+    assert small.extents.max() < 0.85 * framed.extents.max()  # a smaller object in the frame, a smaller mesh
+    capsys.readouterr()
+    assert (
+        main([*base, str(folder / "off.png"), "--out", str(tmp_path / "d"), "--foreground-ratio", "1.5"]) == 2
+    )
+    assert re.search(r"--foreground-ratio 1\.5: must be in \(0, 1\]", capsys.readouterr().err)
