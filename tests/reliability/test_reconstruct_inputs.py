@@ -123,3 +123,43 @@ def test_a_nan_pose_is_flagged_by_the_library(images):
     rec = Reconstructor.from_run("pretrained", device="cpu")
     (out,) = rec.reconstruct([images["chair"]], resolution=16, poses=[Viewpoint(30.0, float("nan"))])
     assert out.problem() is not None and out.problem().startswith("non-finite object-frame mesh")
+
+
+def test_a_file_in_the_way_of_one_output_fails_that_image_only(tmp_path, capsys):
+    """An output-name clash with a file: that image is listed, the others are written, exit 2."""
+
+    from ifkd.cli import main
+
+    examples = sorted((Path(__file__).resolve().parents[2] / "examples").glob("*.png"))[:2]
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / examples[0].stem).write_text("a file where the image's output folder goes")
+    for e in examples:
+        shutil.copy(e, tmp_path / e.name)
+    argv = ["reconstruct", *[str(tmp_path / e.name) for e in examples], "--model", "pretrained"]
+    assert main([*argv, "--out", str(out), "--resolution", "16", "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert f"{out / examples[0].stem}: not a folder (a file is in the way" in err
+    assert (out / examples[1].stem / "mesh.obj").is_file()
+
+
+def test_nan_weights_are_blamed_on_the_checkpoint_not_the_image(tmp_path, capsys):
+
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from ifkd.cli import main
+    from ifkd.pretrained import resolve_run
+
+    run = tmp_path / "run"
+    shutil.copytree(resolve_run("pretrained"), run)
+    weights = run / "checkpoints" / "best.safetensors"
+    tensors = load_file(weights)
+    name = next(k for k, t in tensors.items() if t.is_floating_point())
+    tensors[name] = torch.full_like(tensors[name], float("nan"))
+    save_file(tensors, weights)
+    image = sorted((Path(__file__).resolve().parents[2] / "examples").glob("*.png"))[0]
+    argv = ["reconstruct", str(image), "--model", str(run), "--out", str(tmp_path / "o"), "--device", "cpu"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(weights) in err[0] and "NaN/Inf" in err[0] and image.name not in err[0], err

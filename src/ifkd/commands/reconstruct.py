@@ -261,9 +261,16 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
             print(f"ifkd: warning: {failures[-1]}", file=sys.stderr)
             continue
         folder = args.out / name
-        mesh_path = export_mesh(out.mesh, folder / f"mesh.{args.fmt}", up="+y")
-        if out.mesh_object is not None:
-            export_mesh(out.mesh_object, folder / f"mesh_object.{args.fmt}", up="+y")
+        try:
+            mesh_path = export_mesh(out.mesh, folder / f"mesh.{args.fmt}", up="+y")
+            if out.mesh_object is not None:
+                export_mesh(out.mesh_object, folder / f"mesh_object.{args.fmt}", up="+y")
+        except (FileExistsError, NotADirectoryError, IsADirectoryError):
+            # something of another kind sits where this image's output goes: this image fails, the batch
+            # goes on (a full disk still stops it, with its own one-line message)
+            failures.append(f"{folder}: not a folder (a file is in the way of {path.name}'s output)")
+            print(f"  skipped: {failures[-1]}", file=sys.stderr)
+            continue
         timing = " · ".join(f"{k} {v:.2f}s" for k, v in out.timings.items())
         framed = "" if framing is None else ("reframed, " if framing.reframed else "not reframed, ")
         print(

@@ -340,6 +340,16 @@ def load_model(
     with torch.random.fork_rng(devices=[]):
         method = build_method(cfg.method, cfg, teacher_dim=teacher_dim)
     load_weights(method, path)
+    bad = [
+        name
+        for name, t in method.state_dict().items()
+        if t.is_floating_point() and not torch.isfinite(t).all()
+    ]
+    if bad:  # said here, once, naming the file: not later, per image, as a fault of the input
+        raise CheckpointError(
+            f"{path}: {len(bad)} weight tensors hold NaN/Inf (first: {bad[0]}): the training diverged or the "
+            "file was damaged; use another checkpoint"
+        )
     return method.to(device).eval(), cfg
 
 
