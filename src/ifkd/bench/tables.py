@@ -300,13 +300,16 @@ def write_results_md(bench_root: str | Path, out: str | Path | None = None) -> P
     for name in PROTOCOL_NOTES:  # one-off protocol comparisons kept beside the budgets' tables
         note = root / "results" / name
         if note.is_file():
-            text = note.read_text().strip().splitlines()
-            parts += ["#" + text[0], *text[1:], "", f"Source: `{os.path.relpath(note, out.parent)}`", ""]
+            text = [
+                ("#" + line if line.startswith("#") else line)
+                for line in note.read_text().strip().splitlines()
+            ]
+            parts += [*text, "", f"Source: `{os.path.relpath(note, out.parent)}`", ""]
     atomic_write_text(out, "\n".join(parts) + "\n")
     return out
 
 
-PROTOCOL_NOTES = ("camera_free.md",)
+PROTOCOL_NOTES = ("camera_free.md", "framing.md", "views_curve.md")
 """results/*.md files appended to RESULTS.md, one level down (their own title becomes a section)."""
 
 
