@@ -61,7 +61,7 @@ def test_view_frame_bookkeeping_end_to_end(bulky_dataset):
     # the data: a 1/128 cell costs these bulky shapes 3-5 % of IoU.
     assert all(r["iou_exact_labels"] == 1.0 for r in rows)
     assert min(r["iou"] for r in rows) > 0.93, [(r["shape"], round(r["iou"], 3)) for r in rows]
-    assert min(r["iou_voxels_32"] for r in rows) > 0.85
+    assert min(r["iou_voxels_32"] for r in rows) > 0.83  # measured 0.846-: on the object-frame grid
     # Every query used the view's true camera distance (known_distance, by request) ...
     keys = read_index(bulky_dataset)["splits"]["test"]
     true = [read_views(shape_dir(bulky_dataset, k) / RENDER_DIR)[1][0].distance for k in keys]
@@ -191,9 +191,9 @@ def test_cli_evaluate_rejects_a_bad_views_value(runs, tiny_dataset, tmp_path, ca
 
 
 def test_edge_chamfer_is_taken_on_one_grid_for_every_frame(bulky_dataset):
-    """The same perfect field, output in the view frame (extracted on a grid turned with the view) or in
-    the object frame, gets the same ECD: both are scored from the axis-aligned object-frame grid. Before,
-    a perfect box field scored ECD x1000 552 axis-aligned but 232 on the students' rotated grid."""
+    """The same perfect field, a view-frame method or an object-frame one, gets the same ECD: evaluation
+    extracts both on the axis-aligned object-frame grid (before, the view-frame one was extracted on a
+    grid turned with the view, and its staircase scored 13-120 instead of 120-277 x1000)."""
     opts = EvalOptions(resolution=64, known_distance=True)
     view_rows = evaluate_model(perfect_reconstructor("view", bulky_dataset), bulky_dataset, opts)
     object_rows = evaluate_model(perfect_reconstructor("object", bulky_dataset), bulky_dataset, opts)

@@ -172,17 +172,18 @@ def _evaluate_shape(rec: Reconstructor, root: Path, key: str, opts: EvalOptions)
     for v in _view_indices(len(views), opts.views):
         view = views[v]
         inp = model_input(rec.model.input_kind, cfg.data, folder, names[v], voxels=gt.voxels)
-        distance = view.distance if opts.known_distance else None
-        (out,) = rec.reconstruct(inp, resolution=opts.resolution, distance=distance)
-        mesh = out.mesh
-        if out.frame == "view":
-            mesh = to_object_frame(mesh, view_rotation_gl(view_transform(view)))
-        # ECD from the same prediction extracted on the axis-aligned object-frame grid every method
-        # shares (the teacher and global codes already are; view-frame students are queried there).
-        ecd_mesh = None
-        if out.frame == "view" and rec.model.input_kind == "image":
+        if out_frame_is_view := (rec.model.frame == "view" and rec.model.input_kind == "image"):
+            # One extraction, on the axis-aligned object-frame grid every method shares (the teacher's
+            # and the global codes' own): the metrics are rotation-invariant, and ECD then measures the
+            # prediction, not the staircase of a grid turned with the view.
             pose = view if opts.known_distance else replace(view, distance_ratio=NOMINAL_DISTANCE_RATIO)
-            ecd_mesh = rec.reconstruct_views(inp, [pose], resolution=opts.resolution).mesh
+            out = rec.reconstruct_views(inp, [pose], resolution=opts.resolution)
+        else:
+            distance = view.distance if opts.known_distance else None
+            (out,) = rec.reconstruct(inp, resolution=opts.resolution, distance=distance)
+        mesh = out.mesh
+        if out.frame == "view" and not out_frame_is_view:
+            mesh = to_object_frame(mesh, view_rotation_gl(view_transform(view)))
         metrics = evaluate_mesh(
             mesh,
             gt_surface,
@@ -192,7 +193,6 @@ def _evaluate_shape(rec: Reconstructor, root: Path, key: str, opts: EvalOptions)
             n_surface=cfg.eval.surface_points,
             n_edge_samples=cfg.eval.edge_points,
             rng=np.random.default_rng(opts.seed),
-            ecd_mesh=ecd_mesh,
         )
         metrics["iou_voxels_32"] = iou_voxels(voxelize_mesh_occupancy(mesh, 32), vox32)
         metrics["edge_chamfer_x1000"] = 1000.0 * metrics.get("edge_chamfer", float("nan"))

@@ -332,7 +332,6 @@ def evaluate_mesh(
     edge: bool = True,
     n_edge_samples: int = 16_384,
     rng: RngLike = None,
-    ecd_mesh: trimesh.Trimesh | None = None,
 ) -> dict[str, float]:
     """Every metric of the module docstring for one predicted mesh, all in one frame.
 
@@ -347,9 +346,6 @@ def evaluate_mesh(
         fscore_thresholds: fractions of ``scale``; key ``fscore_<100*t>`` (1 % -> "fscore_1").
         edge: compute the edge Chamfer distance (``n_edge_samples`` per surface; GT subsampled).
         rng: seed or Generator for the surface samples (default seed 0: reproducible).
-        ecd_mesh: the mesh the edge Chamfer distance is taken from (default ``pred_mesh``): the same
-            prediction extracted on a grid common to every method, since marching cubes on a grid turned
-            with the view puts staircase "edges" elsewhere than an axis-aligned one.
 
     Returns:
         dict of floats: iou, accuracy, completeness, chamfer_l1, chamfer_l1_x10, normal_consistency,
@@ -384,7 +380,7 @@ def evaluate_mesh(
         for key in ("precision", "recall", "fscore"):
             out[f"{key}_{name}"] = f[key]
     if edge:
-        edge_pred, edge_pred_n = sample_mesh(pred_mesh if ecd_mesh is None else ecd_mesh, n_edge_samples, gen)
+        edge_pred, edge_pred_n = sample_mesh(pred_mesh, n_edge_samples, gen)
         keep = gen.permutation(len(gt_pts))[:n_edge_samples]
         out["edge_chamfer"] = edge_chamfer_distance(
             edge_pred / scale, edge_pred_n, gt_scaled[keep], gt_normals[keep], rng=gen
