@@ -2,7 +2,8 @@
 rule of ``ifkd.reconstruct.FUSION_RULES`` (the measurement that chose ``DEFAULT_FUSION``).
 
 Run: ``.venv/bin/python benchmarks/views_curve.py [--data DIR] [--views 1 2 4 8 24]``
-Writes benchmarks/results/views_curve.{json,md}.
+Writes benchmarks/results/views_curve.{json,md,png}; ``--replot`` redraws the figure and table from the
+stored JSON.
 
 Data (never trained on; made as in benchmarks/framing_table.py, or found under ``--data``): the 13 test
 shapes of ``ifkd data synth --per-category 5 --views 24 --seed 2024`` and the 5 CAPOD meshes of
@@ -18,6 +19,7 @@ k = 1 is the single-view reconstruction with its known pose (the same for every 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 import time
@@ -26,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, machine_line, write_results  # noqa: E402
+from common import RESULTS, machine, machine_line, write_results  # noqa: E402
 from framing_table import SYNTH, ground_truth, real_data, score, shape_keys, synth_data  # noqa: E402
 
 
@@ -86,6 +88,8 @@ def markdown(summary: dict, meta: dict, counts: list[int]) -> str:
         "`Reconstructor.reconstruct_views`; mean IoU (100k points) and mean (median) Chamfer-L1 x10 "
         "(100k surface samples) of the object-frame mesh.",
         "",
+        "![IoU and Chamfer-L1 against the number of views fused](views_curve.png)",
+        "",
     ]
     for subset, by_rule in summary.items():
         lines += [
@@ -107,13 +111,35 @@ def markdown(summary: dict, meta: dict, counts: list[int]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def plot(summary: dict) -> Path:
+    """results/views_curve.png, the figure views_curve.md shows (and `ifkd report --views-curve`)."""
+    from ifkd.report.figures import plot_views_curve
+
+    return plot_views_curve(summary, RESULTS / "views_curve.png")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", type=Path, default=None, help="folder holding (or to hold) the data sets")
     ap.add_argument("--model", default="pretrained")
     ap.add_argument("--views", type=int, nargs="+", default=[1, 2, 4, 8, 24])
     ap.add_argument("--resolution", type=int, default=64)
+    ap.add_argument(
+        "--replot", action="store_true", help="redraw results/views_curve.png from the stored JSON and stop"
+    )
     args = ap.parse_args()
+    if args.replot:  # the stored measurement, redrawn: its own command, machine and counts
+        stored = json.loads((RESULTS / "views_curve.json").read_text())
+        counts = sorted(
+            {int(k) for by_rule in stored["summary"].values() for by_k in by_rule.values() for k in by_k}
+        )
+        summary = {
+            s: {r: {int(k): v for k, v in by_k.items()} for r, by_k in by_rule.items()}
+            for s, by_rule in stored["summary"].items()
+        }
+        write_results("views_curve", stored, markdown(summary, stored, counts))
+        plot(summary)
+        return 0
     import torch
 
     from ifkd.reconstruct import FUSION_RULES, Reconstructor
@@ -136,6 +162,7 @@ def main() -> int:
     summary = summarise(rows, args.views, rules)
     md = markdown(summary, meta, args.views)
     write_results("views_curve", {**meta, "summary": summary, "rows": rows}, md)
+    plot(summary)
     print(md)
     return 0
 

@@ -157,6 +157,24 @@ def test_bench_report(bench_dir, tiny_dataset, tmp_path):
     assert any("ifkd-nokd: 2 meshes" in line for line in logs)
 
 
+def test_bench_report_shows_the_views_curve(bench_dir, tmp_path):
+    """--views-curve: the committed multi-view measurement becomes a figure and a table in the report."""
+    source = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "views_curve.json"
+    stored = json.loads(source.read_text())
+    out = tmp_path / "report"
+    opts = ReportOptions(shapes=0, device="cpu", views_curve=source)
+    build_report(bench_dir, out, opts, log=lambda _m: None)
+    check_png(out / "figures" / "views_curve.png")
+    html = (out / "index.html").read_text()
+    assert "Multi-view fusion with known poses" in html
+    four = stored["summary"]["synth"]["mean"]["4"]["iou"]
+    assert f"{four:.3f}" in html  # the 4-view synthetic IoU, as measured
+    bad = tmp_path / "bad.json"
+    bad.write_text("{}")
+    with pytest.raises(InputError, match="no 'summary'"):
+        build_report(bench_dir, tmp_path / "r2", ReportOptions(shapes=0, views_curve=bad), log=print)
+
+
 def test_bench_report_regenerates_missing_data(bench_dir, tmp_path):
     """A synthetic benchmark whose data/ was not kept: the shown test shapes are regenerated."""
     bench = tmp_path / "bench"

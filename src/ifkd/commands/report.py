@@ -30,6 +30,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--compare", type=Path, nargs="+", default=[], help="more run folders to show beside a run's meshes"
     )
+    p.add_argument(
+        "--views-curve",
+        type=Path,
+        default=None,
+        metavar="JSON",
+        help="benchmarks/results/views_curve.json: add multi-view fusion's quality against views (benchmarks)",
+    )
     p.add_argument("--device", default="auto", help="auto | cpu | cuda[:i]")
     p.set_defaults(func=cmd_report)
 
@@ -47,6 +54,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         eval_summary=args.eval_summary,
         compare=tuple(args.compare),
         device=args.device,
+        views_curve=args.views_curve,
     )
     result = build_report(args.source, args.out, opts)
     print(f"report written: open {result.html}")

@@ -20,7 +20,7 @@ from ifkd.config import load_config
 from ifkd.data.format import read_index
 from ifkd.io import InputError, check_writable, read_json
 from ifkd.report import figures, qualitative, tables
-from ifkd.report.document import Document, Figure, Heading, Markdown, Text
+from ifkd.report.document import Document, Figure, Heading, Markdown, Table, Text
 from ifkd.report.html import write_html
 from ifkd.report.markdown import write_markdown
 from ifkd.train.checkpoint import RunDir, read_metrics
@@ -45,6 +45,9 @@ class ReportOptions:
     device: str = "auto"
     notes: tuple[str, ...] = ()
     """paragraphs placed under the title (e.g. what the demo did)"""
+    views_curve: Path | None = None
+    """benchmarks/views_curve.py's JSON: a benchmark report then shows multi-view fusion's quality
+    against the number of views (a figure and its table)"""
 
 
 @dataclass
@@ -115,10 +118,49 @@ def bench_document(bench: Path, out: Path, opts: ReportOptions, log: Log) -> Doc
     with tempfile.TemporaryDirectory(prefix="ifkd-report-") as tmp:
         doc.add(*_bench_grids(bench, results, out, opts, log, Path(tmp)))
 
+    if opts.views_curve is not None:
+        doc.add(*views_curve_section(opts.views_curve, out))
+
     if (bench / "RESULTS.md").is_file():
         doc.add(Heading("All benchmark tables (RESULTS.md)"))
         doc.add(Markdown((bench / "RESULTS.md").read_text(), base=bench))
     return doc
+
+
+def views_curve_section(source: Path, out: Path) -> list:
+    """Multi-view fusion with known poses (benchmarks/views_curve.py's JSON): heading, figure and table."""
+    stored = read_json(source)
+    summary = stored.get("summary") if isinstance(stored, dict) else None
+    if not isinstance(summary, dict) or not summary:
+        raise InputError(f"{source}: no 'summary' (not a benchmarks/views_curve.py result?)")
+    try:
+        path = figures.plot_views_curve(summary, out / "figures" / "views_curve.png")
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InputError(f"{source}: cannot plot its summary ({exc})") from None
+    counts = sorted({int(k) for by_rule in summary.values() for by_k in by_rule.values() for k in by_k})
+    rows = []
+    for subset, by_rule in summary.items():
+        for rule, by_k in by_rule.items():
+            by_k = {int(k): v for k, v in by_k.items()}
+            for key, name in (("iou", "IoU"), ("chamfer_l1_x10", "Chamfer-L1 ×10")):
+                cells = [f"{by_k[k][key]:.3f}" if k in by_k else "" for k in counts]
+                rows.append([figures.VIEWS_SUBSETS.get(subset, subset), rule, name, *cells])
+    machine = stored.get("machine") or {}
+    where = ", ".join(str(machine[k]) for k in ("cpu", "torch") if machine.get(k))
+    return [
+        Heading("Multi-view fusion with known poses"),
+        Text(
+            f"Views fused with their true poses (`Reconstructor.reconstruct_views`), model "
+            f"`{stored.get('model', '?')}`; measured by `{stored.get('command', '?')}` ({where})."
+        ),
+        Figure(path, "IoU and Chamfer-L1 ×10 against the number of views fused (mean and min fusion rules)."),
+        Table(
+            ["subset", "fusion", "metric", *[f"{k} view{'s' * (k > 1)}" for k in counts]],
+            rows,
+            "Means over the shapes; the 1-view column is the single-view reconstruction with its known pose.",
+            align_left=3,
+        ),
+    ]
 
 
 def _claims(results: dict) -> list[Text]:

@@ -170,3 +170,44 @@ def plot_iou_per_epoch(
     ax.xaxis.get_major_locator().set_params(integer=True)
     ax.legend(fontsize=9, loc="lower right")
     return _save(fig, Path(path))
+
+
+VIEWS_SUBSETS = {"synth": "synthetic test shapes", "real": "real CAPOD meshes"}
+"""Subsets of benchmarks/views_curve.py's summary and how the plot names them."""
+
+
+def plot_views_curve(summary: Mapping[str, Mapping[str, Mapping]], path: str | Path) -> Path:
+    """Multi-view fusion with known poses: IoU and Chamfer-L1 x10 against the number of views fused.
+
+    summary: subset ('synth', 'real') -> fusion rule ('mean', 'min') -> number of views (str or int)
+    -> {'iou', 'chamfer_l1_x10', ...}, as benchmarks/views_curve.py writes it. One colour per subset,
+    a solid line for the mean-logit rule and a dashed one for the others; the x axis is logarithmic
+    (1, 2, 4, 8, 24 views)."""
+    fig, axes = plt.subplots(1, 2, figsize=(9.6, 3.8))
+    drawn = 0
+    for i, (subset, by_rule) in enumerate(summary.items()):
+        for rule, by_k in by_rule.items():
+            ks = sorted(int(k) for k in by_k)
+            if not ks:
+                continue
+            style = "-" if rule == "mean" else "--"
+            label = f"{VIEWS_SUBSETS.get(subset, subset)}, {rule}"
+            for ax, key in zip(axes, ("iou", "chamfer_l1_x10")):
+                ys = [by_k[str(k)][key] if str(k) in by_k else by_k[k][key] for k in ks]
+                ax.plot(ks, ys, style, marker="o", markersize=3, color=f"C{i}", label=label)
+            drawn += 1
+    if not drawn:
+        plt.close(fig)
+        raise ValueError("no views-curve rows to plot")
+    for ax, name in zip(axes, ("IoU (higher is better)", "Chamfer-L1 x10 (lower is better)")):
+        ax.set_xscale("log")
+        ticks = sorted({int(k) for by_rule in summary.values() for by_k in by_rule.values() for k in by_k})
+        ax.set_xticks(ticks, [str(t) for t in ticks])
+        ax.minorticks_off()
+        ax.set_xlabel("views fused (known poses)")
+        ax.set_ylabel(name)
+        ax.grid(alpha=0.3)
+    axes[1].set_yscale("log")  # the min rule's Chamfer blows up by an order of magnitude
+    axes[0].legend(fontsize=8, loc="best")
+    fig.suptitle("Multi-view fusion with known poses")
+    return _save(fig, Path(path))
