@@ -35,7 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=Path,
         default=None,
         metavar="JSON",
-        help="benchmarks/results/views_curve.json: add multi-view fusion's quality against views (benchmarks)",
+        help="benchmarks/results/views_curve.json: add multi-view quality against the number of views",
     )
     p.add_argument("--device", default="auto", help="auto | cpu | cuda[:i]")
     p.set_defaults(func=cmd_report)
