@@ -1,9 +1,11 @@
-"""Add the share of empty meshes to results.json files written before the `empty` column existed.
+"""Add the share of empty meshes, and the surface metrics over non-empty meshes, to results.json files
+written before those columns existed.
 
 Each run's evaluation folder keeps its per_shape.csv, whose `empty` column is 1 for a mesh with no
-faces. This recomputes, per run, the per-category share and its mean over categories (the same class
-mean as every other column), re-aggregates the table, and rebuilds benchmarks/RESULTS.md. Nothing is
-retrained or re-evaluated: the figures come from the files the runs wrote.
+faces. This recomputes, per run, those columns' per-category values and their mean over categories with
+the evaluator's own rule (:func:`ifkd.eval.evaluate.summarise`), re-aggregates the table, and rebuilds
+benchmarks/RESULTS.md. Nothing is retrained or re-evaluated: the figures come from the files the runs
+wrote.
 
 Usage: python benchmarks/add_empty_share.py [benchmarks/results/**/results.json ...]
 """
@@ -15,22 +17,33 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
-
 from ifkd.bench.stats import aggregate
 from ifkd.bench.tables import write_results_md
+from ifkd.eval.evaluate import NONEMPTY_OF, NONEMPTY_SUFFIX, summarise
 from ifkd.io import atomic_write_json
 
 ROOT = Path(__file__).resolve().parent
 
 
-def empty_shares(per_shape: Path) -> tuple[float, dict[str, float]]:
-    cats: dict[str, list[float]] = {}
+RECOMPUTED = ("empty", *(f"{k}{NONEMPTY_SUFFIX}" for k in NONEMPTY_OF))
+"""The columns this script adds; every other column is left as the evaluation wrote it."""
+
+
+def _number(value: str) -> float | str:
+    try:
+        return float(value)
+    except ValueError:
+        return value
+
+
+def recomputed(per_shape: Path) -> dict:
+    """The evaluator's summary of a per_shape.csv (numbers parsed back from the text)."""
     with per_shape.open() as f:
-        for row in csv.DictReader(f):
-            cats.setdefault(row["category"], []).append(float(row["empty"]))
-    per_cat = {c: float(np.mean(v)) for c, v in sorted(cats.items())}
-    return float(np.mean(list(per_cat.values()))), per_cat
+        rows = [
+            {k: (v if k in ("shape", "category") else _number(v)) for k, v in r.items()}
+            for r in csv.DictReader(f)
+        ]
+    return summarise(rows)
 
 
 def update(path: Path) -> int:
@@ -41,10 +54,11 @@ def update(path: Path) -> int:
             csv_path = path.parent / run.get("eval_dir", "") / "per_shape.csv"
             if not csv_path.is_file():
                 continue
-            mean, per_cat = empty_shares(csv_path)
-            run["mean"]["empty"] = mean
-            for cat, share in per_cat.items():
-                run.get("per_category", {}).setdefault(cat, {})["empty"] = share
+            summary = recomputed(csv_path)
+            for key in RECOMPUTED:
+                run["mean"][key] = summary["mean"][key]
+                for cat, values in summary["per_category"].items():
+                    run.get("per_category", {}).setdefault(cat, {})[key] = values[key]
             done += 1
     if doc.get("runs"):
         doc["table"] = aggregate(doc["runs"])

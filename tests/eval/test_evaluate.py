@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import shutil
 from pathlib import Path
 
@@ -120,7 +121,7 @@ def test_view_meshes_project_onto_the_image_silhouette(bulky_dataset):
 
 
 def _row(shape: str, **metrics: float) -> dict:
-    base = {k: 0.5 for k, _, _ in TABLE_COLUMNS}
+    base = {k: 0.5 for k, _, _ in TABLE_COLUMNS} | {"empty": 0.0}  # a mesh is empty or not
     return {"shape": shape, "category": shape.split("/")[0], "view": 0, **base, **metrics}
 
 
@@ -203,3 +204,25 @@ def test_edge_chamfer_is_taken_on_one_grid_for_every_frame(bulky_dataset):
     for v, o in zip(view_rows, object_rows):
         assert v["shape"] == o["shape"]
         assert v["edge_chamfer"] == pytest.approx(o["edge_chamfer"], rel=0.15), v["shape"]
+
+
+def test_surface_metrics_over_non_empty_meshes_stand_beside_occnets():
+    """OccNet's convention scores an empty mesh Chamfer sqrt(3) and F 0; the *_nonempty columns average
+    the same metrics over the non-empty meshes only, and a class with only empty meshes has none."""
+    sqrt3x10 = 10 * 3**0.5
+    rows = [
+        {"category": "chair", "empty": 0.0, "chamfer_l1_x10": 0.2, "fscore_1": 0.6},
+        {"category": "chair", "empty": 1.0, "chamfer_l1_x10": sqrt3x10, "fscore_1": 0.0},
+        {"category": "lamp", "empty": 1.0, "chamfer_l1_x10": sqrt3x10, "fscore_1": 0.0},
+        {"category": "sofa", "empty": 0.0, "chamfer_l1_x10": 0.4, "fscore_1": 0.2},
+    ]
+    s = summarise(rows)
+    chair, lamp = s["per_category"]["chair"], s["per_category"]["lamp"]
+    assert chair["chamfer_l1_x10"] == pytest.approx((0.2 + sqrt3x10) / 2)
+    assert chair["chamfer_l1_x10_nonempty"] == pytest.approx(0.2)
+    assert chair["fscore_1_nonempty"] == pytest.approx(0.6)
+    assert math.isnan(lamp["chamfer_l1_x10_nonempty"]) and lamp["empty"] == 1.0
+    assert s["mean"]["chamfer_l1_x10_nonempty"] == pytest.approx(0.3)  # chair and sofa; lamp has none
+    assert s["mean"]["fscore_1_nonempty"] == pytest.approx(0.4)
+    assert s["mean"]["empty"] == pytest.approx((0.5 + 1.0 + 0.0) / 3)
+    assert "non-empty" in markdown_table(s)

@@ -62,10 +62,20 @@ TABLE_COLUMNS = [
     ("fscore_2", "F@2% ↑", "{:.3f}"),
     ("normal_consistency", "NC ↑", "{:.3f}"),
     ("empty", "empty ↓", "{:.2f}"),
+    ("chamfer_l1_x10_nonempty", "Chamfer ×10, non-empty ↓", "{:.3f}"),
+    ("fscore_1_nonempty", "F@1%, non-empty ↑", "{:.3f}"),
 ]
 """Columns of the Table-1 layout: metric key, header, format. ``empty`` is the share of empty meshes:
 they are scored as OccNet scores them (IoU 0, Chamfer-L1 sqrt(3), NC and F-score 0), so a mean with
-many empties is mostly a count of them."""
+many empties is mostly a count of them; the ``*_nonempty`` columns are the same metrics over the
+non-empty meshes only (:data:`NONEMPTY_OF`), so both conventions stand side by side."""
+
+NONEMPTY_SUFFIX = "_nonempty"
+NONEMPTY_OF: tuple[str, ...] = tuple(
+    k.removesuffix(NONEMPTY_SUFFIX) for k, _, _ in TABLE_COLUMNS if k.endswith(NONEMPTY_SUFFIX)
+)
+"""Metrics also averaged over the non-empty meshes alone (a category whose meshes are all empty has no
+value there: NaN, left out of the class mean)."""
 
 SHAPES_DIR = "shapes"
 """Under the results folder: one json of metric rows per finished shape (what a rerun skips)."""
@@ -210,12 +220,29 @@ def summarise(rows: list[dict]) -> dict:
     for r in rows:
         cats.setdefault(r["category"], []).append(r)
     keys = [k for k, _, _ in TABLE_COLUMNS]
-    per_cat = {
-        c: {k: float(np.nanmean([r.get(k, np.nan) for r in rs])) for k in keys} | {"n": len(rs)}
-        for c, rs in sorted(cats.items())
-    }
-    mean = {k: float(np.nanmean([v[k] for v in per_cat.values()])) for k in keys}
+    per_cat = {c: _category_means(rs, keys) | {"n": len(rs)} for c, rs in sorted(cats.items())}
+    mean = {k: _nanmean([v[k] for v in per_cat.values()]) for k in keys}
     return {"per_category": per_cat, "mean": mean, "n": len(rows)}
+
+
+def _nanmean(values: list) -> float:
+    """Mean ignoring NaN (and missing values); NaN, without a warning, when nothing is left."""
+    arr = np.asarray([np.nan if v is None else float(v) for v in values], dtype=float)
+    arr = arr[~np.isnan(arr)]
+    return float(arr.mean()) if arr.size else float("nan")
+
+
+def _category_means(rows: list[dict], keys: list[str]) -> dict[str, float]:
+    """One category's means: every key over its rows, a ``*_nonempty`` key over the rows whose mesh is
+    not empty (rows without an ``empty`` flag count as not empty)."""
+    out = {}
+    for k in keys:
+        if k.endswith(NONEMPTY_SUFFIX):
+            base = k.removesuffix(NONEMPTY_SUFFIX)
+            out[k] = _nanmean([r.get(base) for r in rows if not float(r.get("empty") or 0.0)])
+        else:
+            out[k] = _nanmean([r.get(k) for r in rows])
+    return out
 
 
 def markdown_table(summary: dict, title: str = "") -> str:
