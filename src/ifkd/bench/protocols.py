@@ -4,6 +4,10 @@
 ``unseen``: train on airplane, car and chair only (GenRe's three largest classes), test on the other 10.
 ``real``: a folder of arbitrary meshes, imported (normalised, rendered R2N2-style) and scored with the
 models of the ``seen`` protocol of the same budget.
+``realsplit``: does adding real shapes to training help on real objects, at equal optimiser steps? Two
+arms: ``procedural`` (the ``seen`` data alone: the ``seen`` protocol's runs) and ``mix`` (the same plus the
+train split of an ``ifkd data real`` dataset at weight :data:`REAL_WEIGHT`), both scored on that dataset's
+test split (classes trained on vs held-out classes) and on the synthetic test split.
 """
 
 from __future__ import annotations
@@ -15,7 +19,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from ifkd.bench.budgets import Budget
-from ifkd.data.format import SHAPE_FILE
+from ifkd.bench.runs import index_stamp
+from ifkd.data.format import INDEX_FILE, SHAPE_FILE, read_index
 from ifkd.data.synth.generate import (
     SynthSettings,
     generate_dataset,
@@ -25,12 +30,22 @@ from ifkd.data.synth.generate import (
 )
 from ifkd.io import InputError, check_writable
 
-PROTOCOLS = ("seen", "unseen", "real")
+PROTOCOLS = ("seen", "unseen", "real", "realsplit")
 UNSEEN_TRAIN: tuple[str, ...] = ("airplane", "car", "chair")
 """GenRe's (NeurIPS 2018) training classes: the three largest ShapeNet categories."""
 REAL_CATEGORY = "real"
 DEFAULT_MESHES = Path("..") / "shared" / "realdata" / "meshes"
 """The `real` protocol's default folder, relative to the repository root."""
+REAL_WEIGHT = 1.5
+"""`realsplit`'s ``mix`` arm: the real train split's sampling weight (``data.source_weights=(1, W)``):
+an epoch draws round(1.5 x n) of its n (shape, view) items beside every procedural one."""
+REALSPLIT_METHODS: tuple[str, ...] = ("ifkd",)
+"""`realsplit`'s methods unless --methods names others (its teacher is trained per arm as a dependency)."""
+ARMS: tuple[str, ...] = ("procedural", "mix")
+"""`realsplit`'s training arms, in table order."""
+REAL_TARGETS: tuple[str, ...] = ("real_seen", "real_unseen", "synthetic")
+"""`realsplit`'s test sets: the real test shapes of classes trained on, of held-out classes (never
+trained on), and the synthetic test split of the ``seen`` data."""
 
 
 @dataclass(frozen=True)
@@ -185,17 +200,83 @@ def real_data(
     return ProtocolData("real", None, root, info, [], [REAL_CATEGORY], import_summary=summary)
 
 
+def check_real_data(root: str | Path | None) -> dict:
+    """The index of an ``ifkd data real`` dataset; a one-line InputError naming the folder otherwise."""
+    if root is None:
+        raise InputError("the realsplit protocol needs --real-data DIR (made by `ifkd data real --out DIR`)")
+    root = Path(root)
+    if not (root / INDEX_FILE).is_file():
+        what = "no such folder" if not root.is_dir() else f"no {INDEX_FILE}"
+        raise InputError(
+            f"{root}: not a real-shape dataset ({what}); run `ifkd data real --out {root}` first"
+        )
+    index = read_index(root)
+    for split in ("train", "test"):
+        if not index["splits"].get(split):
+            raise InputError(f"{root / INDEX_FILE}: the {split} split is empty (see `ifkd data real`)")
+    return index
+
+
+def mix_overrides(real_root: str | Path) -> tuple[str, ...]:
+    """Config overrides of the ``mix`` arm: the real train split as a second source at :data:`REAL_WEIGHT`,
+    its val split also scored at epoch ends ('best' still follows the procedural val split)."""
+    root = str(Path(real_root).resolve())
+    if any(c in root for c in ",()[]"):  # the tuple syntax of --set cannot carry them
+        raise InputError(f"{root}: --real-data path must not contain commas or brackets")
+    return (f"data.extra_roots={root}", f"data.source_weights=1,{REAL_WEIGHT:g}", "data.val_extra=true")
+
+
+def realsplit_data(
+    budget: Budget,
+    real_root: str | Path | None,
+    seen_dir: str | Path,
+    workers: int = 1,
+    progress: bool | None = False,
+) -> ProtocolData:
+    """The ``seen`` data in ``seen_dir`` (generated if missing, the data the ``seen`` protocol uses) and
+    the real dataset ``real_root`` (read only): train on the first (+ the second's train split for
+    ``mix``), score on the second's test split and on the first's."""
+    index = check_real_data(real_root)
+    real = Path(real_root).resolve()
+    seen = seen_data(budget, Path(seen_dir), workers, progress)
+    held_out = sorted(index.get("held_out_categories") or [])
+    cats = {s: sorted({k.split("/")[0] for k in keys}) for s, keys in index["splits"].items()}
+    settings = {
+        **seen.settings,
+        "protocol": "realsplit",
+        "real_data": str(real),
+        "real_index": index_stamp(real),
+        "real_weight": REAL_WEIGHT,
+        "held_out_categories": held_out,
+        "real_shapes": {s: len(keys) for s, keys in index["splits"].items()},
+    }
+    extra = {
+        "synthetic_root": seen.eval_root,
+        "seen_dir": Path(seen_dir),
+        "held_out": held_out,
+        "real_train_categories": cats.get("train", []),
+    }
+    train_cats = sorted({*seen.train_categories, *cats.get("train", [])})
+    return ProtocolData("realsplit", seen.train_root, real, settings, train_cats, cats["test"], extra=extra)
+
+
 def prepare_data(
     protocol: str,
     budget: Budget,
     out_dir: Path,
     *,
     meshes: str | Path | None = None,
+    real_dataset: str | Path | None = None,
+    seen_dir: str | Path | None = None,
     workers: int = 1,
     progress: bool | None = False,
     log: Callable[[str], None] = print,
 ) -> ProtocolData:
-    """Generate or import the protocol's data under ``out_dir`` (resumable)."""
+    """Generate or import the protocol's data under ``out_dir`` (resumable); `realsplit` reads
+    ``real_dataset`` and generates the `seen` data in ``seen_dir`` (default ``out_dir/../seen``)."""
+    if protocol == "realsplit":
+        seen = Path(seen_dir) if seen_dir else Path(out_dir).parent / "seen"
+        return realsplit_data(budget, real_dataset, seen, workers, progress)
     if protocol == "seen":
         return seen_data(budget, out_dir, workers, progress)
     if protocol == "unseen":

@@ -49,6 +49,17 @@ class RunJob:
     eval_views: str = "first"
     eval_limit: int | None = None
     checkpoint: str = "best"
+    more_evals: tuple[tuple[str, str], ...] = ()
+    """further (eval_dir, eval_root) pairs scored like ``eval_dir`` (the `realsplit` synthetic test)"""
+    stamp_data: bool = False
+    """put each test set's :func:`index_stamp` into its evaluations' fingerprints (a dataset that can be
+    rebuilt in place, as ``--real-data`` can, is then re-scored instead of read from the cache)"""
+
+    def evaluations(self) -> list[tuple[str, str]]:
+        """Every (eval_dir, eval_root) this job scores, ``eval_dir`` first; [] for a train-only job."""
+        if self.eval_dir is None or self.eval_root is None:
+            return []
+        return [(self.eval_dir, self.eval_root), *self.more_evals]
 
 
 def _finite(value: Any) -> Any:
@@ -154,14 +165,30 @@ def eval_code_version() -> str:
     return digest.hexdigest()[:12]
 
 
-def eval_fingerprint(run_dir: str | Path, which: str, views: str, limit: int | None) -> dict:
-    """What an evaluation depends on besides the data: the weights, the view/limit options, the code."""
-    return {
+def eval_fingerprint(
+    run_dir: str | Path, which: str, views: str, limit: int | None, data: str | None = None
+) -> dict:
+    """What an evaluation depends on besides the data: the weights, the view/limit options, the code;
+    and ``data`` (an :func:`index_stamp`) when given."""
+    out = {
         "weights": weights_state(run_dir, which),
         "views": views,
         "limit": limit,
         "code": eval_code_version(),
     }
+    if data is not None:
+        out["data"] = data
+    return out
+
+
+def index_stamp(root: str | Path) -> str:
+    """sha256 (12 hex digits) of a dataset's categories, splits and held-out classes (its index.json's
+    definition, not its timings): it changes when the dataset is rebuilt with other shapes."""
+    from ifkd.data.format import read_index
+
+    index = read_index(root)
+    key = {k: index.get(k) for k in ("categories", "splits", "held_out_categories")}
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
 
 
 def eval_cached(eval_dir: str | Path, fingerprint: dict) -> bool:
@@ -185,8 +212,10 @@ def evaluate_run(
     device: str,
     title: str,
     which: str = "best",
+    data_stamp: str | None = None,
 ) -> dict:
-    """Score a run's ``which`` weights on the test split of ``eval_root``; write_results into ``eval_dir``."""
+    """Score a run's ``which`` weights on the test split of ``eval_root``; write_results into ``eval_dir``
+    (``data_stamp``: the test set's :func:`index_stamp`, kept in the fingerprint)."""
     from ifkd.pretrained import resolve_run
     from ifkd.reconstruct import Reconstructor
 
@@ -201,7 +230,7 @@ def evaluate_run(
         "data": str(eval_root),
         "checkpoint": which,
         "weights_state": weights_state(run, which),
-        "fingerprint": eval_fingerprint(run, which, views, limit),
+        "fingerprint": eval_fingerprint(run, which, views, limit, data_stamp),
         "eval_seconds": round(time.perf_counter() - start, 3),
     }
     return write_results(rows, eval_dir, title, meta)
@@ -222,21 +251,21 @@ def execute(job: RunJob) -> dict:
         # resume=True also starts a run that has no checkpoint yet; a run of another config is an error.
         train(cfg, job.data_root, job.run_dir, teacher_run=job.teacher_run, resume=True, device=job.device)
         trained = True
-    if job.eval_dir is not None and job.eval_root is not None:
-        fingerprint = eval_fingerprint(job.run_dir, job.checkpoint, job.eval_views, job.eval_limit)
-        if not eval_cached(job.eval_dir, fingerprint):
-            title = (
-                f"{run_name(job.method, job.seed)} ({job.checkpoint}) on {Path(job.eval_root).name} (test)"
-            )
+    for eval_dir, eval_root in job.evaluations():
+        stamp = index_stamp(eval_root) if job.stamp_data else None
+        fingerprint = eval_fingerprint(job.run_dir, job.checkpoint, job.eval_views, job.eval_limit, stamp)
+        if not eval_cached(eval_dir, fingerprint):
+            title = f"{run_name(job.method, job.seed)} ({job.checkpoint}) on {Path(eval_root).name} (test)"
             evaluate_run(
                 job.run_dir,
-                job.eval_dir,
-                job.eval_root,
+                eval_dir,
+                eval_root,
                 job.eval_views,
                 job.eval_limit,
                 job.device,
                 title,
                 job.checkpoint,
+                stamp,
             )
             evaluated = True
     return {"method": job.method, "seed": job.seed, "trained": trained, "evaluated": evaluated}

@@ -60,7 +60,14 @@ ROW_KEYS = (
 )
 GEN_KEYS = ("iou", "chamfer_l1_x10", "edge_chamfer_x1000", "fscore_1", "normal_consistency", "empty")
 BUDGET_ORDER = {"smoke": 0, "cpu": 1, "full": 2}
-PROTOCOL_ORDER = {"seen": 0, "unseen": 1, "real": 2}
+PROTOCOL_ORDER = {"seen": 0, "unseen": 1, "real": 2, "realsplit": 3}
+REALSPLIT_KEYS = ("iou", "chamfer_l1_x10", "fscore_1", "normal_consistency", "empty")
+"""`realsplit`'s columns: IoU, Chamfer-L1 x10, F@1%, normal consistency, the empty-mesh share."""
+REALSPLIT_TITLES = {
+    "real_seen": "Real test shapes of classes trained on (`real_seen`)",
+    "real_unseen": "Real test shapes of held-out classes, never trained on (`real_unseen`)",
+    "synthetic": "Synthetic test split (`synthetic`)",
+}
 
 
 def _table(results: Mapping) -> dict:
@@ -207,17 +214,81 @@ def run_label(results: Mapping) -> str:
     return f"trained on {where}" + (f", {span} optimiser steps per run" if span else "")
 
 
+def realsplit_sections(results: Mapping) -> list[str]:
+    """`realsplit`: the arms (data, weight, steps), per test set a table of arm x method (class means,
+    mean ± std over seeds), then the paired mix − procedural differences per seed and their mean."""
+    rs = results.get("realsplit") or {}
+    arms, schedules = rs.get("arms", {}), rs.get("schedules", {})
+    proc, mix = arms.get("procedural", {}), arms.get("mix", {})
+    real = (mix.get("train") or ["?"])[-1]
+    held_out = ", ".join(rs.get("held_out_categories", [])) or "none"
+    parts = [
+        f"Arms: `procedural` trains on `{', '.join(proc.get('train', []))}` (the `seen` protocol's runs, "
+        f"`{proc.get('runs', '?')}`); `mix` on the same plus the train split of `{real}` at weight "
+        f"W = {rs.get('weight', '?')} (an epoch draws round(W × n) of its n items). Held-out real "
+        f"classes: {held_out}.\n",
+    ]
+    if schedules:
+        rows = []
+        for m in method_order(schedules):
+            p, x = schedules[m]["procedural"], schedules[m]["mix"]
+            rows.append(
+                [
+                    m,
+                    f"{p['items_per_epoch']} / {x['items_per_epoch']}",
+                    f"{p['steps_per_epoch']} / {x['steps_per_epoch']}",
+                    f"{p['epochs_recon']}+{p['epochs_kd']} / {x['epochs_recon']}+{x['epochs_kd']}",
+                    f"{p['steps']} / {x['steps']}",
+                ]
+            )
+        head = ["method", "items/epoch (proc / mix)", "steps/epoch", "epochs E1+E2", "optimiser steps"]
+        parts += ["### Equal optimiser steps (planned)", "", _md(head, rows)]
+    targets = rs.get("targets", {})
+    for target, title in REALSPLIT_TITLES.items():
+        by_arm = targets.get(target) or {}
+        rows = [
+            [arm, m, str(t[m]["n_seeds"]), *(cell(t, m, k) for k in REALSPLIT_KEYS)]
+            for arm, t in by_arm.items()
+            for m in method_order(t)
+        ]
+        if rows:
+            head = ["arm", "method", "seeds", *(HEADERS[k] for k in REALSPLIT_KEYS)]
+            parts += [f"### {title}", "", _md(head, rows)]
+    paired = rs.get("paired", {})
+    rows = []
+    for target in REALSPLIT_TITLES:
+        for m, d in sorted((paired.get(target) or {}).items(), key=lambda kv: method_rank(kv[0])):
+            per_seed = ", ".join(f"s{x['seed']} {fmt_value(x.get('iou'), 3)}" for x in d["per_seed"])
+            means = (fmt_stat(d["mean"].get(k), d["std"].get(k), d["n"]) for k in REALSPLIT_KEYS)
+            rows.append([target, m, per_seed, *means])
+    if rows:
+        head = ["test set", "method", "ΔIoU per seed", *(f"Δ {HEADERS[k]}" for k in REALSPLIT_KEYS)]
+        parts += ["### mix − procedural (paired by seed; mean ± std of the differences)", "", _md(head, rows)]
+    parts.append(
+        "Class means (unweighted mean of the per-class means, as the other tables) over the scored views; "
+        "mean ± std over seeds.\n"
+    )
+    return parts
+
+
 def protocol_markdown(results: Mapping, link_prefix: str = "", folder: str = "") -> str:
     """All tables of one results.json (one budget, one protocol); ``folder`` names a results folder other
     than the protocol's own in the title."""
     table, runs, proto = _table(results), results.get("runs", []), results.get("protocol")
+    arms = ""
+    if proto == "realsplit":
+        w = (results.get("realsplit") or {}).get("weight", "?")
+        arms = f", arms `procedural` vs `mix` (+ real train split at W = {w})"
     title = (
         f"## Budget `{results.get('budget')}`, protocol `{proto}`"
         + (f", folder `{folder}`" if folder else "")
+        + arms
         + f" ({run_label(results)})"
     )
     parts = [title, "", header(results)]
     ds = results.get("dataset", {})
+    if proto == "realsplit":
+        return "\n".join([*parts, *realsplit_sections(results)]) + "\n"
     if ds.get("train_categories") is not None:
         parts.append(
             f"Train categories: {', '.join(ds['train_categories']) or '(seen runs)'}; "
@@ -320,6 +391,7 @@ __all__ = [
     "gap_table",
     "method_rows",
     "protocol_markdown",
+    "realsplit_sections",
     "table1",
     "table3",
     "write_results_md",
