@@ -221,6 +221,17 @@ class TrainConfig:
     """bf16 autocast + channels_last on CUDA (ignored on CPU)"""
     max_steps: NonNegativeInt = 0
     """stop after this many optimiser steps (0: no limit); for smoke runs and budgets"""
+    patience: NonNegativeInt = 0
+    """stop once validation IoU has not improved on its best for this many epochs (0: never; the
+    `converged` budget). Counted in the schedule's last phase only -- the KD epochs of a KD method, every
+    epoch otherwise -- so a KD student always gets its E1 reconstruction epochs and at least
+    ``patience`` KD epochs; ``epochs_recon + epochs_kd`` stays the cap. Needs ``val_shapes`` > 0"""
+
+    def cross_field_problem(self) -> tuple[str, str] | None:
+        """A rule between fields, checked after each field's own: (field, why) or None."""
+        if self.patience and not self.val_shapes:
+            return "patience", "needs validation (train.val_shapes > 0): it stops on validation IoU"
+        return None
 
 
 @dataclass(frozen=True)

@@ -17,10 +17,11 @@ import torch
 from helpers import FakeDataset, FakeMethod, FakeSpec, FakeTeacher, tiny_config
 from torch import nn
 
-from ifkd.config import Config, TrainConfig
+from ifkd.config import Config, TrainConfig, check_config
 from ifkd.io import InputError
 from ifkd.train.checkpoint import RunDir, read_last_state, read_metrics
 from ifkd.train.loop import NonFiniteLossError, TrainingInterrupted, fit, validation_shapes
+from ifkd.train.schedule import plateaued
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -274,3 +275,31 @@ def _flat_keys(obj: dict, prefix: str = "") -> list[str]:
     for k, v in obj.items():
         out += _flat_keys(v, f"{prefix}{k}.") if isinstance(v, dict) else [f"{prefix}{k}"]
     return out
+
+
+def test_plateau_rule_counts_in_the_last_phase_only():
+    kd, plain = FakeSpec(uses_kd=True), FakeSpec(uses_kd=False)
+    tc = TrainConfig(epochs_recon=10, epochs_kd=20, patience=3)
+    assert not plateaued(12, 12, tc, kd)  # only 2 KD epochs so far: the KD phase gets its chance
+    assert plateaued(13, 3, tc, kd) and not plateaued(13, 2, tc, kd)
+    assert plateaued(3, 3, tc, plain) and not plateaued(3, 2, tc, plain)  # no KD: every epoch counts
+    assert not plateaued(29, 29, replace(tc, patience=0), kd)  # off
+
+
+def test_patience_stops_a_run_that_no_longer_improves_and_resume_can_extend_it(tmp_path):
+    # A learning rate too small to change any prediction: validation IoU never improves on epoch 1's.
+    cfg = tiny_config(epochs_recon=1, epochs_kd=6, patience=2, lr=1e-12)
+    result, _ = run_fake(tmp_path / "run", cfg)
+    records = read_metrics(RunDir(tmp_path / "run"))
+    assert result["status"] == "plateau" and result["epochs_done"] == 3  # E1 + 2 KD epochs, not 7
+    assert len({r["val_iou"] for r in records}) == 1 and [r["kd_active"] for r in records] == [
+        False,
+        True,
+        True,
+    ]
+    again, _ = run_fake(tmp_path / "run", cfg, resume=True)
+    assert again["status"] == "plateau" and again["global_step"] == result["global_step"]  # nothing more
+    longer, _ = run_fake(tmp_path / "run", replace(cfg, train=replace(cfg.train, patience=3)), resume=True)
+    assert longer["status"] == "plateau" and longer["epochs_done"] == 4  # patience may change on resume
+    with pytest.raises(InputError, match="patience.*val_shapes"):
+        check_config(tiny_config(patience=2, val_shapes=0))

@@ -42,8 +42,9 @@ from ifkd.train.state import restore_rng as restore_rng  # re-exported: moved to
 FORMAT = "ifkd/1"
 """``metadata['format']`` of every weights file the trainer writes."""
 
-RESUMABLE_KEYS = ("train.max_steps", "train.checkpoint_every", "data.num_workers", "eval.")
-"""Config keys that may change on ``--resume`` (they do not change the training arithmetic)."""
+RESUMABLE_KEYS = ("train.max_steps", "train.patience", "train.checkpoint_every", "data.num_workers", "eval.")
+"""Config keys that may change on ``--resume`` (they do not change the training arithmetic, only where a
+run stops or how it is checkpointed)."""
 
 
 class CheckpointError(InputError):
@@ -92,6 +93,8 @@ class TrainState:
     global_step: int = 0
     world_size: int = 1
     best_val_iou: float | None = None
+    epochs_since_best: int = 0
+    """validated epochs since ``best_val_iou`` last improved (``train.patience`` reads it)"""
     teacher_dim: int | None = None
     epoch_sums: dict[str, float] = field(default_factory=dict)
     """sums of the loss parts over the batches done in ``epoch`` (so resumed epoch means are exact)"""

@@ -55,6 +55,7 @@ from ifkd.train.schedule import (
     make_optimizer,
     needs_teacher,
     planned_steps,
+    plateaued,
     reached_max_steps,
     total_epochs,
 )
@@ -332,9 +333,11 @@ class Trainer:
         finished_epoch = st.epoch
         st.epoch, st.step_in_epoch, st.epoch_sums, st.epoch_seconds = st.epoch + 1, 0, {}, 0.0
         if val is not None and (st.best_val_iou is None or val > st.best_val_iou):
-            st.best_val_iou = val
+            st.best_val_iou, st.epochs_since_best = val, 0
             if self.ctx.is_main:
                 save_best(self.rundir, self.method, st, val, finished_epoch)
+        elif val is not None:
+            st.epochs_since_best += 1
         self._save_last()
 
     def run(self) -> dict[str, Any]:
@@ -344,6 +347,9 @@ class Trainer:
         with StopSignals() as stop:
             reason = "max_steps" if reached_max_steps(st.global_step, tc) else None
             while reason is None and st.epoch < epochs:
+                if plateaued(st.epoch, st.epochs_since_best, tc, self.spec):
+                    reason = "plateau"
+                    break
                 reason = self._epoch(stop)
         if reason == "signal":
             msg = (
@@ -352,7 +358,7 @@ class Trainer:
             )
             self.log(msg, always=True)
             raise TrainingInterrupted(msg)
-        status = "max_steps" if reason == "max_steps" else "completed"
+        status = reason if reason in ("max_steps", "plateau") else "completed"
         last = self.records[-1] if self.records else {}
         result = {
             "status": status,

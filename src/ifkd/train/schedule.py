@@ -37,6 +37,20 @@ def kd_active(epoch: int, cfg: TrainConfig, spec: ScheduleSpec) -> bool:
     return needs_teacher(cfg, spec) and cfg.epochs_recon <= epoch < total_epochs(cfg)
 
 
+def last_phase_start(cfg: TrainConfig, spec: ScheduleSpec) -> int:
+    """First epoch (0-based) of the schedule's last phase: E1 for a run with KD epochs, else 0."""
+    return cfg.epochs_recon if needs_teacher(cfg, spec) else 0
+
+
+def plateaued(epochs_done: int, epochs_since_best: int, cfg: TrainConfig, spec: ScheduleSpec) -> bool:
+    """``train.patience`` (0 = off): after ``epochs_done`` epochs, validation IoU has not improved for
+    ``patience`` epochs and the last phase has run at least that many (see ``TrainConfig.patience``)."""
+    if cfg.patience <= 0:
+        return False
+    in_phase = epochs_done - last_phase_start(cfg, spec)
+    return in_phase >= cfg.patience and min(epochs_since_best, in_phase) >= cfg.patience
+
+
 def reached_max_steps(global_step: int, cfg: TrainConfig) -> bool:
     """``train.max_steps`` (0 = no limit) reached after ``global_step`` optimiser steps."""
     return cfg.max_steps > 0 and global_step >= cfg.max_steps
