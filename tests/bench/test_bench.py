@@ -10,16 +10,18 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import torch
 
-from ifkd.bench.budgets import ALL_METHODS, BUDGETS, get_budget
+from ifkd.bench.budgets import ALL_METHODS, BUDGETS, CONVERGED_CAP, CONVERGED_PATIENCE, get_budget
 from ifkd.bench.claims import CLAIMS, claim_paragraph, claims_section
 from ifkd.bench.harness import Results, plan_jobs, run_benchmark, stretched_schedule
 from ifkd.bench.protocols import ProtocolData, epoch_overrides, unseen_data
 from ifkd.bench.runs import RunJob, eval_cached, eval_code_version, eval_fingerprint, execute, run_finished
 from ifkd.bench.stats import aggregate, compare
 from ifkd.bench.tables import gap_table, protocol_markdown, table1, table3, write_results_md
-from ifkd.config import get_preset
+from ifkd.config import get_preset, save_config
 from ifkd.data.synth.generate import plan_splits
+from ifkd.train.checkpoint import RunDir, TrainState, config_hash, save_last
 
 REAL_MESHES = Path("/work/shared/realdata/meshes")
 KEYS = (
@@ -95,6 +97,32 @@ def test_budgets_resolve_every_method_with_equal_schedules():
     assert smoke.preset == "tiny" and smoke.synth.image_size <= 48 and smoke.config("ifkd", 3).train.seed == 3
     with pytest.raises(ValueError, match="unknown budget"):
         get_budget("huge")
+
+
+def test_the_converged_budget_trains_every_baseline_to_a_plateau_or_the_cap():
+    conv = get_budget("converged")
+    assert {"ifkd", "ifkd-nokd", "global", "camera"} <= set(conv.methods) and conv.checkpoint == "best"
+    assert conv.synth == get_budget("cpu").synth  # the cpu budget's data: the two compare directly
+    for method in conv.methods:
+        tc = conv.config(method, 0).train
+        assert tc.patience == CONVERGED_PATIENCE > 0 and tc.lr_schedule == "constant" and tc.val_shapes > 0
+        assert (tc.epochs_recon, tc.epochs_kd) == CONVERGED_CAP
+
+
+def test_a_plateaued_run_counts_as_finished(tmp_path):
+    """The harness must not resume (and re-score) a run that stopped on ``train.patience``."""
+    smoke = get_budget("smoke").config("ifkd-nokd", 0)
+    cfg = replace(smoke, train=replace(smoke.train, epochs_recon=9, epochs_kd=0, patience=2))
+    run = RunDir(tmp_path / "run")
+    save_config(cfg, run.config)
+    module = torch.nn.Linear(2, 1)
+    optimizer = torch.optim.Adam(module.parameters())
+    for since_best, done in ((1, False), (2, True)):
+        state = TrainState(
+            "ifkd-nokd", config_hash(cfg), epoch=4, global_step=40, epochs_since_best=since_best
+        )
+        save_last(run, module, optimizer, state)
+        assert run_finished(run.root, cfg) is done
 
 
 def test_plan_trains_each_teacher_once_per_seed_used(tmp_path):

@@ -157,3 +157,35 @@ BUDGETS["gpu"] = replace(
     equal_time_seeds=(0,),
     estimate="about 4 minutes on one H200 with 16 cores and --jobs 14",
 )
+
+CONVERGED_CAP = (40, 40)
+"""(E1, E2) of the `converged` budget: the cap of a run (80 epochs, ~3,700 steps of 32 on its data)."""
+CONVERGED_PATIENCE = 6
+"""Epochs without a better validation IoU after which a `converged` run stops (``train.patience``)."""
+
+BUDGETS["converged"] = replace(
+    BUDGETS["cpu"],
+    name="converged",
+    description=(
+        "the cpu budget's data and preset, every method trained until its validation IoU has not improved "
+        f"for {CONVERGED_PATIENCE} epochs (train.patience; KD students count from their first KD epoch) or "
+        f"a cap of {CONVERGED_CAP[0]} + {CONVERGED_CAP[1]} epochs, constant lr (a cosine schedule would "
+        "tie the lr to the cap); the 'best' validation checkpoint is scored (OccNet's model selection) "
+        "at 100k IoU points and 100k surface samples; so that no baseline is compared before it has learnt"
+    ),
+    overrides=(
+        f"train.epochs_recon={CONVERGED_CAP[0]}",
+        f"train.epochs_kd={CONVERGED_CAP[1]}",
+        f"train.patience={CONVERGED_PATIENCE}",
+        "train.lr_schedule=constant",
+        "train.val_shapes=52",
+    ),
+    methods=("teacher", "ifkd", "ifkd-nokd", "global", "camera"),
+    default_seeds=(0,),
+    equal_time_seeds=(0,),
+    checkpoint="best",
+    estimate=(
+        "at the cap about 40 min per student on 2 idle cores (ifkd 48 samples/s, train_cpu_cpu.md), "
+        "under 3 h for the 5 runs; a few minutes on one GPU with --jobs 5"
+    ),
+)

@@ -119,10 +119,12 @@ def weights_state(run_dir: str | Path, which: str = "best") -> dict:
 
 
 def run_finished(run_dir: str | Path, cfg) -> bool:
-    """True when the run's last checkpoint reached the end of ``cfg``'s schedule (or its max_steps)."""
+    """True when the run's last checkpoint reached the end of ``cfg``'s schedule (or its max_steps, or
+    its validation IoU plateaued under ``train.patience``)."""
     from ifkd.config import load_config
+    from ifkd.methods import get_spec
     from ifkd.train.checkpoint import RunDir, config_changes, read_last_state
-    from ifkd.train.schedule import total_epochs
+    from ifkd.train.schedule import plateaued, total_epochs
 
     run = RunDir(Path(run_dir))
     if not run.weights("last").exists():
@@ -134,7 +136,9 @@ def run_finished(run_dir: str | Path, cfg) -> bool:
         return False  # a field added since the run was saved, set away from its default here
     if cfg.train.max_steps and st.global_step >= cfg.train.max_steps:
         return True
-    return st.epoch >= total_epochs(cfg.train)
+    return st.epoch >= total_epochs(cfg.train) or plateaued(
+        st.epoch, st.epochs_since_best, cfg.train, get_spec(cfg.method)
+    )
 
 
 def _hash(cfg, saved_config: Path | None = None) -> str:
