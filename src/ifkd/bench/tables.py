@@ -23,6 +23,7 @@ from ifkd.bench.stats import (
     method_order,
     method_rank,
 )
+from ifkd.eval.evaluate import NONEMPTY_OF, NONEMPTY_SUFFIX
 from ifkd.io import atomic_write_text
 from ifkd.methods import METHODS, MethodSpec
 
@@ -49,6 +50,8 @@ TABLE4_METHODS = tuple(
     if s.role == "student" and s.teacher_kind == "ifnet" and not s.student_overrides.get("global_code")
 )
 """The IF-Net-distilled students that differ only in their skip paths (from the registry, its order)."""
+NONEMPTY_KEYS = tuple(f"{k}{NONEMPTY_SUFFIX}" for k in NONEMPTY_OF)
+"""Chamfer and F@1% over the non-empty meshes only, in every table beside OccNet's convention."""
 ROW_KEYS = (
     "iou",
     "iou_voxels_32",
@@ -57,12 +60,22 @@ ROW_KEYS = (
     "fscore_1",
     "normal_consistency",
     "empty",
+    *NONEMPTY_KEYS,
 )
-GEN_KEYS = ("iou", "chamfer_l1_x10", "edge_chamfer_x1000", "fscore_1", "normal_consistency", "empty")
+GEN_KEYS = (
+    "iou",
+    "chamfer_l1_x10",
+    "edge_chamfer_x1000",
+    "fscore_1",
+    "normal_consistency",
+    "empty",
+    *NONEMPTY_KEYS,
+)
 BUDGET_ORDER = {"smoke": 0, "cpu": 1, "full": 2}
 PROTOCOL_ORDER = {"seen": 0, "unseen": 1, "real": 2, "realsplit": 3}
-REALSPLIT_KEYS = ("iou", "chamfer_l1_x10", "fscore_1", "normal_consistency", "empty")
-"""`realsplit`'s columns: IoU, Chamfer-L1 x10, F@1%, normal consistency, the empty-mesh share."""
+REALSPLIT_KEYS = ("iou", "chamfer_l1_x10", "fscore_1", "normal_consistency", "empty", *NONEMPTY_KEYS)
+"""`realsplit`'s columns: IoU, Chamfer-L1 x10, F@1%, normal consistency, the empty-mesh share, and the
+surface metrics over non-empty meshes."""
 REALSPLIT_TITLES = {
     "real_seen": "Real test shapes of classes trained on (`real_seen`)",
     "real_unseen": "Real test shapes of held-out classes, never trained on (`real_unseen`)",
@@ -368,13 +381,13 @@ def write_results_md(bench_root: str | Path, out: str | Path | None = None) -> P
                 gap_table(main["seen"], main["unseen"]),
             ]
         parts += ["## The paper's claims on this budget", "", claims_section(main)]
+    from ifkd.report.markdown import relink_images  # here: the report package loads plotting
+
     for name in PROTOCOL_NOTES:  # one-off protocol comparisons kept beside the budgets' tables
         note = root / "results" / name
         if note.is_file():
-            text = [
-                ("#" + line if line.startswith("#") else line)
-                for line in note.read_text().strip().splitlines()
-            ]
+            body = relink_images(note.read_text().strip(), note.parent, out.parent)  # figures beside it
+            text = [("#" + line if line.startswith("#") else line) for line in body.splitlines()]
             parts += [*text, "", f"Source: `{os.path.relpath(note, out.parent)}`", ""]
     atomic_write_text(out, "\n".join(parts) + "\n")
     return out
