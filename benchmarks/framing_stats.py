@@ -1,10 +1,12 @@
 """The framing the model was trained on, measured once on our R2N2-style renders: where the object sits in
 the frame and how much of it it fills. The source of ``ifkd.framing.TRAINING_FOREGROUND_RATIO`` and
-``TRAINING_CENTRE_OFFSET``.
+``TRAINING_CENTRE_OFFSET`` (medians) and of the ``auto`` framing's ``TRAINING_RATIO_RANGE``,
+``TRAINING_OFFSET_X_RANGE`` and ``TRAINING_OFFSET_Y_RANGE`` (5th-95th percentiles).
 
 Run: ``.venv/bin/python benchmarks/framing_stats.py [--per-category 8] [--views 24] [--seed 0]``
 (makes the renders with ``ifkd data synth`` in a temporary folder; ``--data DIR`` reads existing ones).
-Writes benchmarks/results/framing_stats.{json,md}.
+Writes benchmarks/results/framing_stats.{json,md}. ``--ranges`` only prints the percentile ranges of the
+rows stored in benchmarks/results/framing_stats.json (no rendering), beside the constants in use.
 
 Per view: the foreground (alpha >= ``ifkd.framing.ALPHA_THRESHOLD``, exactly as ``frame_image`` finds it)
 -> its bounding box; the box's longest side as a fraction of the image width; the box centre in
@@ -71,6 +73,35 @@ def measure(root: Path) -> list[dict]:
     return rows
 
 
+RANGE_COLUMNS = ("ratio", "offset_x", "offset_y")
+"""The columns whose 5th-95th percentiles ``auto`` framing keeps (ifkd.framing.TRAINING_*_RANGE)."""
+RANGE_PERCENTILES = (5, 95)
+
+
+def percentile_ranges(rows: list[dict]) -> dict[str, list[float]]:
+    """Per column of :data:`RANGE_COLUMNS`: its [5th, 95th] percentiles over the rows."""
+    return {
+        k: [float(v) for v in np.percentile([r[k] for r in rows], RANGE_PERCENTILES)] for k in RANGE_COLUMNS
+    }
+
+
+def stored_ranges(path: Path = REPO / "benchmarks" / "results" / "framing_stats.json") -> int:
+    """``--ranges``: the percentile ranges of the stored rows, beside ifkd.framing's constants."""
+    import json
+
+    from ifkd.framing import TRAINING_OFFSET_X_RANGE, TRAINING_OFFSET_Y_RANGE, TRAINING_RATIO_RANGE
+
+    stored = json.loads(path.read_text())
+    rows = [dict(zip(stored["row_columns"], row)) for row in stored["rows"]]
+    in_use = dict(
+        zip(RANGE_COLUMNS, (TRAINING_RATIO_RANGE, TRAINING_OFFSET_X_RANGE, TRAINING_OFFSET_Y_RANGE))
+    )
+    print(f"{path.name}: {len(rows)} views; {RANGE_PERCENTILES[0]}th-{RANGE_PERCENTILES[1]}th percentiles")
+    for column, (lo, hi) in percentile_ranges(rows).items():
+        print(f"  {column:9s} [{lo:.4f}, {hi:.4f}]  (ifkd.framing: {list(in_use[column])})")
+    return 0
+
+
 def quartiles(values) -> dict:
     q1, med, q3 = np.percentile(np.asarray(values, dtype=np.float64), [25, 50, 75])
     return {"q1": float(q1), "median": float(med), "q3": float(q3)}
@@ -82,7 +113,14 @@ def main() -> int:
     ap.add_argument("--per-category", type=int, default=8)
     ap.add_argument("--views", type=int, default=24)
     ap.add_argument("--seed", type=int, default=0, help="0: the seed of the shipped weights' training data")
+    ap.add_argument(
+        "--ranges",
+        action="store_true",
+        help="only print the 5th-95th percentile ranges of the stored rows (no rendering, nothing written)",
+    )
     args = ap.parse_args()
+    if args.ranges:
+        return stored_ranges()
     with tempfile.TemporaryDirectory(prefix="framing-stats-") as tmp:
         root = args.data
         synth = (
@@ -117,6 +155,7 @@ def main() -> int:
         "overall": overall,
         "per_category": per_cat,
         "ratio_by_distance_ratio": ratio_by_distance,
+        "ranges_5_95": percentile_ranges(rows),
         "machine": m,
         "row_columns": list(rows[0]),
         "rows": [[round(v, 5) if isinstance(v, float) else v for v in r.values()] for r in rows],
@@ -149,6 +188,8 @@ def main() -> int:
     ]
     for band, q in ratio_by_distance.items():
         lines.append(f"| {band} | {q['n']} | {fmt.format(**q)} |")
+    lines += ["", "5th-95th percentiles (what `auto` framing keeps as it is):", ""]
+    lines += [f"- {k}: [{lo:.4f}, {hi:.4f}]" for k, (lo, hi) in payload["ranges_5_95"].items()]
     write_results("framing_stats", payload, "\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0

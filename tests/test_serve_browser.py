@@ -1,5 +1,7 @@
 """`ifkd serve` in a real browser: headless Chromium uploads examples/chair.png, presses Reconstruct, waits
-for the mesh, downloads the GLB and saves a screenshot of the page to docs/serve.png (the README's).
+for the mesh, downloads the GLB and saves a screenshot of the page to docs/serve.png (the README's); and
+in the *Several views* tab uploads three synthetic renders with their rendering_metadata.txt, presses its
+button and waits for the fused mesh's GLB.
 
 Slow (make test-browser); skipped unless gradio, selenium, chromium and chromedriver are installed:
     apt-get install chromium chromium-driver
@@ -125,6 +127,7 @@ def browser(tmp_path):
     driver.set_window_size(1440, 1100)
     driver.downloads = downloads
     driver.failure_screenshot = tmp_path / "serve-failed.png"
+    driver.result_box = "#result-text textarea"
     try:
         yield driver
     finally:
@@ -138,7 +141,7 @@ def _wait(driver, what: str, condition, timeout: float):
     try:
         return WebDriverWait(driver, timeout, poll_frequency=0.5).until(lambda d: condition(d))
     except TimeoutException:
-        result = driver.find_elements("css selector", "#result-text textarea")
+        result = driver.find_elements("css selector", driver.result_box)
         text = result[0].get_attribute("value") if result else "(no result box)"
         driver.save_screenshot(str(driver.failure_screenshot))
         pytest.fail(
@@ -220,3 +223,74 @@ def test_a_broken_image_gives_a_readable_message(server, browser, tmp_path):
     assert "broken.png: not an image file" in text, text
     assert "Traceback" not in browser.page_source
     assert not browser.find_elements(By.CSS_SELECTOR, "#glb-file a[href*='.glb']")
+
+
+@pytest.fixture(scope="module")
+def chair_views(tmp_path_factory):
+    """(three R2N2-style renders of a synthetic chair, their rendering_metadata.txt)."""
+    from ifkd.data.format import METADATA_FILE, RENDER_DIR, read_index, read_views, shape_dir
+    from ifkd.data.synth.generate import SynthSettings, generate_dataset
+
+    root = tmp_path_factory.mktemp("views") / "data"
+    settings = SynthSettings(per_category=3, views=3, seed=7, image_size=96, categories=("chair",))
+    generate_dataset(root, settings, progress=False)
+    folder = shape_dir(root, read_index(root)["splits"]["test"][0]) / RENDER_DIR
+    names, _ = read_views(folder)
+    return [folder / n for n in names], folder / METADATA_FILE
+
+
+def test_several_views_upload_fuse_download(server, browser, chair_views):
+    from selenium.webdriver.common.by import By
+
+    files, metadata = chair_views
+    browser.result_box = "#views-result-text textarea"
+    t0 = time.monotonic()
+    browser.get(server)
+    tab = _wait(
+        browser,
+        "the Several views tab",
+        lambda d: d.find_elements(By.XPATH, "//button[@role='tab'][contains(., 'Several views')]"),
+        60,
+    )[0]
+    tab.click()
+    images = _wait(
+        browser,
+        "the views' upload field",
+        lambda d: d.find_elements(By.CSS_SELECTOR, "#views-images input[type=file]"),
+        30,
+    )[0]
+    images.send_keys("\n".join(str(f) for f in files))  # several files in one go, as a file dialog does
+    browser.find_element(By.CSS_SELECTOR, "#views-metadata input[type=file]").send_keys(str(metadata))
+
+    def uploaded(d):
+        # each uploaded file is listed as its stem, its suffix and its size with a download mark
+        shown = d.find_element(By.CSS_SELECTOR, "#views-images").text.splitlines()
+        meta = d.find_element(By.CSS_SELECTOR, "#views-metadata").text.splitlines()
+        listed = all(f.stem in shown for f in files) and sum("⇣" in line for line in shown) == len(files)
+        return listed and any("⇣" in line for line in meta)
+
+    _wait(browser, "the uploaded views and metadata", uploaded, 30)
+    browser.find_element(By.CSS_SELECTOR, "#views-reconstruct").click()
+
+    glb_link = _wait(
+        browser,
+        "the fused mesh's GLB link",
+        lambda d: d.find_elements(By.CSS_SELECTOR, "#views-glb-file a[href*='.glb']"),
+        RESULT_TIMEOUT,
+    )[0]
+    text = browser.find_element(By.CSS_SELECTOR, browser.result_box).get_attribute("value")
+    assert text.startswith("3 views fused (mean) -> "), text
+    assert "rendering_metadata.txt, by the images' numbers" in text and "object frame" in text, text
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#views-inputs img")) >= 3, "the views are not shown"
+    _wait(
+        browser, "the 3D viewer", lambda d: d.find_elements(By.CSS_SELECTOR, "#views-mesh-viewer canvas"), 30
+    )
+
+    with urllib.request.urlopen(glb_link.get_attribute("href"), timeout=30) as response:
+        data = response.read()
+    assert data[:4] == b"glTF" and int.from_bytes(data[8:12], "little") == len(data)
+    import trimesh
+
+    mesh = trimesh.load(trimesh.util.wrap_as_stream(data), file_type="glb", force="mesh")
+    assert len(mesh.faces) > 100
+    print(f"3 views + metadata -> fused mesh -> GLB in {time.monotonic() - t0:.1f}s")

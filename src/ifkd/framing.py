@@ -6,7 +6,7 @@ was trained on R2N2 renders only, where the object-frame origin projects to the 
 bounding-box-diagonal-1 object fills a narrow band of the frame. Off that framing the reconstruction
 falls apart: a genuine render of a car scored Chamfer-L1 x10 0.223 as it came, 2.35 pasted off-centre
 on a canvas twice as large and 1.15 shrunk to two thirds (benchmarks/results/framing.md has the table
-with framing on and off).
+with framing off, always and auto).
 
 What :func:`frame_image` does, in this order:
 
@@ -22,31 +22,53 @@ What :func:`frame_image` does, in this order:
    border (a photograph's surroundings) cannot be told from the object: the image is returned as it is
    with a warning, never cropped blindly. No object at all (a blank image): returned as is, with a
    warning.
-2. **Crop, recentre, rescale, pad to square**: the output is a square canvas on which the object's
-   bounding box has :data:`TRAINING_FOREGROUND_RATIO` of the width along its longest side and its centre
-   :data:`TRAINING_CENTRE_OFFSET` from the canvas centre: the median framing of our R2N2-style renders.
-   Pixels are copied, not resampled (the canvas is cut from the image at whole pixels and padded with
-   transparency, so the position and size are right to half a pixel); only a canvas over
-   :data:`MAX_FRAME_SIZE` pixels is scaled down (premultiplied alpha). The model's loader resizes the
-   whole square frame to its input size afterwards, as for any image.
+2. **Decide what to change** (``mode="auto"``, the default): the object's bounding box is measured in
+   the square frame of side max(w, h) centred on the image centre (the frame the model's loader would
+   read): its size ``r0`` = the box's longest side / max(w, h), its offset ``o`` = (box centre - image
+   centre) / that side (x right, y down). The image centre is kept when ``o`` lies within the training
+   range (:data:`TRAINING_OFFSET_X_RANGE`, :data:`TRAINING_OFFSET_Y_RANGE`), else the box is recentred;
+   the size is kept when ``r0`` lies within :data:`TRAINING_RATIO_RANGE`, else rescaled to
+   :data:`TRAINING_FOREGROUND_RATIO` (an explicit ``foreground_ratio`` always rescales: the user asked
+   for it). ``mode="always"`` recentres and rescales every picture (the policy before ``auto``).
+3. **Crop, recentre, rescale, pad to square**: the output is a square canvas. Recentred, the box's
+   centre lies :data:`TRAINING_CENTRE_OFFSET` from the canvas centre (the median framing of our
+   R2N2-style renders); kept, the canvas centre is the image centre. Rescaled, the box's longest side is
+   :data:`TRAINING_FOREGROUND_RATIO` of the width; kept, the canvas is max(w, h) wide. Both kept, a
+   square picture comes back with its geometry unchanged (the same canvas; a non-square one is padded
+   to the square around its centre) -- only a plain background became transparency, the model's
+   training background. Pixels are copied, not resampled (the canvas is cut from the image at whole
+   pixels and padded with transparency, so the position and size are right to half a pixel); only a
+   canvas over :data:`MAX_FRAME_SIZE` pixels is scaled down (premultiplied alpha). The model's loader
+   resizes the whole square frame to its input size afterwards, as for any image.
 
-The output is what the model should be given; :class:`FramingInfo` says what was done. The mesh made
-from a reframed image is in the normalised object scale (bounding-box diagonal about 1, as the training
-shapes), whatever the object's size in the picture: the picture's scale is not kept.
+The output is what the model should be given; :class:`FramingInfo` says what was done (``kept_centre``,
+``kept_size``). The mesh made from a reframed image is in the normalised object scale (bounding-box
+diagonal about 1, as the training shapes), whatever the object's size in the picture: the picture's
+scale is not kept.
 
-What it costs (benchmarks/results/framing.md; shipped weights, camera-free, Chamfer-L1 x10 means): on
-26 synthetic test renders framing brings the off-centre 2x canvas from 2.49 to 0.54 and the 2/3 shrink
-from 0.77 to 0.58, every variant (flattened on white too) within 8 % of the framed render; on 20 renders
-of 5 real CAPOD meshes 2.65 -> 0.80 and 0.77 -> 0.81. But a genuine R2N2-style render loses: 0.32 ->
-0.54 (real meshes 0.52 -> 0.80). Its framing carries two facts no picture states -- the origin exactly
-at the image centre and the object's size at its true distance -- and a bounding box only estimates
-them: the box centre's offset from the origin's projection varies by 0.10 rms in normalised image
-units (the frame is 2 wide; 0.08 median), the box size by +-11 % (median absolute log) at a given
-distance (measured on 1,560 renders like those of framing_stats). On the 13 test shapes' first views,
-framed 0.57 and unframed 0.36, an oracle that restores the centre gives 0.39, the size 0.46, both 0.31:
-the centre is most of the loss, and no statistic of the silhouette tried (box, centroid, median pixel,
-a regression on the box's aspect) brings it below 0.09 rms. So give genuine renders with
-``--no-reframe`` (``reframe=False``), and everything else framed.
+What it costs, and why the policy is ``auto`` (benchmarks/results/framing.md; shipped weights,
+camera-free, Chamfer-L1 x10 means): on 26 synthetic test renders recentring and rescaling every picture
+(``always``) brings the off-centre 2x canvas from 2.49 to 0.54 and the 2/3 shrink from 0.77 to 0.58,
+every variant (flattened on white too) within 8 % of the framed render; on 20 renders of 5 real CAPOD
+meshes 2.65 -> 0.80 and 0.77 -> 0.81. But a genuine R2N2-style render loses: 0.32 -> 0.54 (real meshes
+0.52 -> 0.80). Its framing carries two facts no picture states -- the origin exactly at the image
+centre and the object's size at its true distance -- and a bounding box only estimates them: the box
+centre's offset from the origin's projection varies by 0.10 rms in normalised image units (the frame is
+2 wide; 0.08 median), the box size by +-11 % (median absolute log) at a given distance (measured on
+1,560 renders like those of framing_stats). On the 13 test shapes' first views, framed 0.57 and
+unframed 0.36, an oracle that restores the centre gives 0.39, the size 0.46, both 0.31: the centre is
+most of the loss, and no statistic of the silhouette tried (box, centroid, median pixel, a regression on
+the box's aspect) brings it below 0.09 rms. Hence ``auto``: a picture whose box already lies where the
+training renders' boxes lie (5th-95th percentiles) keeps the image centre, which for such a picture is
+the better estimate of where the origin projects, and its size; only what is out of range is changed.
+Measured in the same table, ``auto`` gives 0.35 on the synthetic renders as they come (24 of 26 kept
+as they are; off 0.32, always 0.54), 0.54 on the off-centre 2x canvas (always 0.54) and 0.52 on the 2/3
+shrink, rescaled about the image centre (always 0.58, off 0.77); on the real meshes' renders 0.67 as
+they come (13 of 20 keep their centre; off 0.52, always 0.80), 0.80 off-centre and 0.77 shrunk (always
+0.81). What it still loses on genuine renders is those whose box lies outside the ranges: a quarter of
+the training renders themselves (75 % have size and offset within them), more of the real meshes'. So
+``--no-reframe`` (``reframe=False``) stays the choice for genuine R2N2-style renders: it reads a picture
+exactly as it is.
 
 Not for images whose camera is known: the R2N2 framing *is* the geometry of a known pose (the origin at
 the centre, the distance in the metadata), so evaluation, training and multi-view fusion with known poses
@@ -85,6 +107,27 @@ box's centre is not: seen from 25-30 degrees above, an object's box centre lies 
 falls where it falls in training, and the query frame is centred as the model expects.
 """
 
+TRAINING_RATIO_RANGE = (0.474, 0.883)
+"""The range of the training renders' object size (box longest side / image width) that ``auto`` framing
+keeps as it is: the 5th and 95th percentiles (0.4744, 0.8832) of the same 2,496 views as
+:data:`TRAINING_FOREGROUND_RATIO` (column 'ratio' of benchmarks/results/framing_stats.json). Recomputed
+without rendering by ``python benchmarks/framing_stats.py --ranges``."""
+
+TRAINING_OFFSET_X_RANGE = (-0.105, 0.101)
+"""The range of the training renders' box-centre offset from the image centre, x (right), in units of the
+box's longest side, that ``auto`` framing keeps: the 5th and 95th percentiles (-0.1048, 0.1014) of the same
+2,496 views (column 'offset_x' of benchmarks/results/framing_stats.json: box centre - projection of the
+origin, which is the image centre in every R2N2 render). Recomputed by ``framing_stats.py --ranges``."""
+
+TRAINING_OFFSET_Y_RANGE = (-0.037, 0.148)
+"""As :data:`TRAINING_OFFSET_X_RANGE`, y (down): the 5th and 95th percentiles (-0.0366, 0.1484) of column
+'offset_y' (seen from above, a box's centre lies a little below the origin's projection)."""
+
+FRAMING_MODES = ("auto", "always")
+"""``auto``: change only what lies outside the training ranges (the default; see the module docstring);
+``always``: recentre and rescale every picture."""
+DEFAULT_FRAMING_MODE = "auto"
+
 ALPHA_THRESHOLD = 128
 """Foreground where alpha >= this (of 255): half coverage, the anti-aliased edge's true place."""
 BACKGROUND_TOLERANCE = (8, 32)
@@ -110,7 +153,9 @@ class FramingInfo:
     """What :func:`frame_image` did to one image."""
 
     reframed: bool
-    """False when the image was returned as it came (no object found, or a busy background)"""
+    """True when an object was found and the framing policy applied to it -- also when that policy kept the
+    picture's geometry (:attr:`kept_centre` and :attr:`kept_size`); False when the image was returned as
+    it came because no object could be found (a blank image, a busy background)"""
     source: str
     """how the object was found: 'alpha' (transparency), 'background' (a plain border colour), or
     'none' (not found)"""
@@ -131,6 +176,15 @@ class FramingInfo:
     """the bounding box's longest side as a fraction of the input's longer side (before framing)"""
     background: tuple[int, int, int] | None = None
     """the plain background colour that was made transparent (source 'background')"""
+    mode: str = DEFAULT_FRAMING_MODE
+    """the policy asked for (:data:`FRAMING_MODES`)"""
+    kept_centre: bool = False
+    """the image centre stayed the canvas centre (the box's offset from it was in the training range)"""
+    kept_size: bool = False
+    """the object kept its size in the frame (its ratio was in the training range, no ratio was asked for)"""
+    offset: tuple[float, float] | None = None
+    """the box centre's offset from the image centre in the input, in units of the box's longest side
+    (x right, y down): what ``auto`` compares with the training range"""
     warnings: list[str] = field(default_factory=list)
     """what the caller should tell the user (a busy background, no object, an object cut by the edge)"""
 
@@ -139,6 +193,20 @@ class FramingInfo:
         """The warnings as one line, or None."""
         return "; ".join(self.warnings) or None
 
+    @property
+    def action(self) -> str:
+        """A few words: 'framing kept', 'reframed (recentred, size kept)', 'reframed (rescaled, centre
+        kept)', 'reframed (recentred and rescaled)' or 'not reframed'."""
+        if not self.reframed:
+            return "not reframed"
+        if self.kept_centre and self.kept_size:
+            return "framing kept"
+        if self.kept_centre:
+            return "reframed (rescaled, centre kept)"
+        if self.kept_size:
+            return "reframed (recentred, size kept)"
+        return "reframed (recentred and rescaled)"
+
     def summary(self) -> str:
         """One line: what was done."""
         if not self.reframed:
@@ -146,9 +214,13 @@ class FramingInfo:
         w, h = self.input_size
         side = max(self.bbox[2] - self.bbox[0], self.bbox[3] - self.bbox[1])
         how = "transparency" if self.source == "alpha" else f"plain background {self.background}"
+        centre = "centre kept" if self.kept_centre else "recentred"
+        size = "size kept" if self.kept_size else "rescaled"
+        cut = "" if self.source == "alpha" else "; background made transparent"
         return (
-            f"reframed: object {side} px of {w}x{h} (found by {how}) -> {self.foreground_ratio:.2f} of a "
-            f"{self.output_size} px square"
+            f"{self.action}: object {side} px of {w}x{h} (found by {how}), {self.object_ratio:.2f} of the "
+            f"frame, offset ({self.offset[0]:+.3f}, {self.offset[1]:+.3f}) box sides -> {centre}, {size}: "
+            f"{self.foreground_ratio:.2f} of a {self.output_size} px square ({self.mode} framing{cut})"
         )
 
     def as_dict(self) -> dict:
@@ -279,23 +351,34 @@ def _downscale(rgba: np.ndarray, size: int) -> np.ndarray:
     return np.rint(res * 255.0).astype(np.uint8)
 
 
+def in_range(value: float, bounds: tuple[float, float]) -> bool:
+    """``bounds[0] <= value <= bounds[1]`` (false for nan)."""
+    return bool(bounds[0] <= value <= bounds[1])
+
+
 def frame_image(
     rgba: np.ndarray,
     foreground_ratio: float | None = None,
     *,
+    mode: str = DEFAULT_FRAMING_MODE,
     centre_offset: tuple[float, float] | None = None,
     max_size: int = MAX_FRAME_SIZE,
 ) -> tuple[np.ndarray, FramingInfo]:
     """An image of one object -> (the same object in the training framing, RGBA uint8 (S, S, 4); info).
 
     ``rgba``: any uint8 image array (see :func:`as_rgba`; RGBA as :func:`ifkd.data.format.load_image`
-    returns it). ``foreground_ratio``: the object's bounding box's longest side as a fraction of the
-    output's width (default :data:`TRAINING_FOREGROUND_RATIO`, measured on our renders); ``centre_offset``:
-    where the box's centre goes relative to the canvas centre, in units of the box's longest side (x right,
-    y down; default :data:`TRAINING_CENTRE_OFFSET`). When no object can
-    be found (a busy background without transparency, a blank image) the image comes back unchanged
-    (as RGBA) with ``info.reframed`` False and the reason in ``info.warnings``.
+    returns it). ``mode``: ``"auto"`` keeps the image centre and the object's size where they lie within
+    the training ranges and changes only the rest, ``"always"`` recentres and rescales every picture (see
+    the module docstring). ``foreground_ratio``: the object's bounding box's longest side as a fraction of
+    the output's width when it is rescaled (default :data:`TRAINING_FOREGROUND_RATIO`, measured on our
+    renders); given, it is always applied. ``centre_offset``: where the box's centre goes relative to the
+    canvas centre when it is recentred, in units of the box's longest side (x right, y down; default
+    :data:`TRAINING_CENTRE_OFFSET`). When no object can be found (a busy background without transparency,
+    a blank image) the image comes back unchanged (as RGBA) with ``info.reframed`` False and the reason in
+    ``info.warnings``.
     """
+    if mode not in FRAMING_MODES:
+        raise ValueError(f"framing mode {mode!r}: choose one of {', '.join(FRAMING_MODES)}")
     rgba = _rgba(rgba)
     ratio = TRAINING_FOREGROUND_RATIO if foreground_ratio is None else float(foreground_ratio)
     if not 0.0 < ratio <= 1.0:  # also false for nan
@@ -309,6 +392,7 @@ def frame_image(
         (w, h),
         foreground_ratio=ratio,
         background=found.background,
+        mode=mode,
         warnings=found.warnings,
     )
     box = bounding_box(found.mask)
@@ -319,10 +403,26 @@ def frame_image(
     if x0 == 0 or y0 == 0 or x1 == w or y1 == h:
         info.warnings.append("the object touches the image's edge: it may be cut off (framed as seen)")
     work = found.rgba  # a plain background became transparency: the model's own background
-    size = max(2, int(round(side / ratio)))
-    # Canvas origin (input pixels) that puts the box centre (off_x, off_y) * side from the canvas centre.
-    left = int(round((x0 + x1) / 2.0 - off_x * side - size / 2.0))
-    top = int(round((y0 + y1) / 2.0 - off_y * side - size / 2.0))
+    # Measured in the square frame of side max(w, h) around the image centre (the canvas when both are kept).
+    frame = max(w, h)
+    object_ratio = side / frame
+    offset = (((x0 + x1) / 2.0 - w / 2.0) / side, ((y0 + y1) / 2.0 - h / 2.0) / side)
+    auto = mode == "auto"
+    keep_centre = (
+        auto and in_range(offset[0], TRAINING_OFFSET_X_RANGE) and in_range(offset[1], TRAINING_OFFSET_Y_RANGE)
+    )
+    keep_size = auto and foreground_ratio is None and in_range(object_ratio, TRAINING_RATIO_RANGE)
+    if keep_size:
+        size, ratio = frame, object_ratio
+    else:
+        size = max(2, int(round(side / ratio)))
+    # Canvas origin (input pixels): its centre on the image centre (kept), or where it puts the box centre
+    # (off_x, off_y) * side from the canvas centre (recentred).
+    if keep_centre:
+        left, top = int(round((w - size) / 2.0)), int(round((h - size) / 2.0))
+    else:
+        left = int(round((x0 + x1) / 2.0 - off_x * side - size / 2.0))
+        top = int(round((y0 + y1) / 2.0 - off_y * side - size / 2.0))
     canvas = np.zeros((size, size, 4), np.uint8)
     sx0, sy0, sx1, sy1 = max(left, 0), max(top, 0), min(left + size, w), min(top + size, h)
     if sx1 > sx0 and sy1 > sy0:
@@ -333,5 +433,6 @@ def frame_image(
     info.reframed = True
     info.bbox, info.crop = box, (left, top, left + size, top + size)
     info.scale, info.output_size = scale, int(canvas.shape[0])
-    info.object_ratio = side / max(w, h)
+    info.foreground_ratio, info.object_ratio = ratio, object_ratio
+    info.kept_centre, info.kept_size, info.offset = keep_centre, keep_size, offset
     return canvas, info

@@ -7,10 +7,12 @@ image. With a known R2N2 pose the mesh can also be returned in the canonical obj
 Methods that predict in the canonical frame (teacher, 'global', 'camera') return canonical meshes.
 
 Framing: images given as paths or arrays are first brought into the framing the model was trained on
-(:func:`ifkd.framing.frame_image`: the object cropped, recentred and rescaled to the median framing of
-our R2N2-style renders), so any picture of one object -- off-centre, small, on a large canvas, flattened
-on white -- reads as a training render; the mesh is then in the normalised object scale (bounding-box
-diagonal about 1). ``reframe=False`` reads them as they are. Tensors are never reframed: evaluation and
+(:func:`ifkd.framing.frame_image`: the object recentred and/or rescaled to the median framing of our
+R2N2-style renders where its place or size lies outside the training range -- ``reframe_mode="auto"``,
+the default -- or always, ``reframe_mode="always"``), so any picture of one object -- off-centre, small,
+on a large canvas, flattened on white -- reads as a training render, and one already framed like a
+render keeps its geometry; the mesh is then in the normalised object scale (bounding-box diagonal about
+1). ``reframe=False`` reads them as they are. Tensors are never reframed: evaluation and
 training feed renders whose framing *is* their known camera. What was done is in
 ``Reconstruction.framing``; a picture that cannot be framed (a busy background without transparency,
 a blank image) is read as it is, with a :class:`FramingWarning`.
@@ -42,7 +44,12 @@ from ifkd.data.loader import image_to_tensor
 from ifkd.device import resolve_device
 from ifkd.extract.marching_cubes import extract_mesh
 from ifkd.extract.mise import DEFAULT_HALF, coarse_to_fine, dense_grid
-from ifkd.framing import FramingInfo, as_rgba, frame_image  # as_rgba is also imported from here
+from ifkd.framing import (  # as_rgba is also imported from here
+    DEFAULT_FRAMING_MODE,
+    FramingInfo,
+    as_rgba,
+    frame_image,
+)
 from ifkd.geometry.camera import CAM_MAX_DIST, Viewpoint, view_transform
 from ifkd.models.base import Method
 
@@ -147,22 +154,35 @@ class Reconstructor:
         return as_rgba(np.asarray(image))
 
     def prepare_framed(
-        self, image: ImageInput, *, reframe: bool = True, foreground_ratio: float | None = None
+        self,
+        image: ImageInput,
+        *,
+        reframe: bool = True,
+        foreground_ratio: float | None = None,
+        reframe_mode: str = DEFAULT_FRAMING_MODE,
     ) -> tuple[torch.Tensor, FramingInfo | None]:
         """(the model's input (3, S, S) in [0, 1], what framing did (None when ``reframe`` is off))."""
         rgba = self.load(image)
         info = None
         if reframe:
-            rgba, info = frame_image(rgba, foreground_ratio)
+            rgba, info = frame_image(rgba, foreground_ratio, mode=reframe_mode)
         return image_to_tensor(rgba, self.cfg.data.image_size, self.cfg.data.background), info
 
     def prepare(
-        self, image: ImageInput, *, reframe: bool = True, foreground_ratio: float | None = None
+        self,
+        image: ImageInput,
+        *,
+        reframe: bool = True,
+        foreground_ratio: float | None = None,
+        reframe_mode: str = DEFAULT_FRAMING_MODE,
     ) -> torch.Tensor:
         """A path or a uint8 array (see :func:`as_rgba`) -> (3, S, S) tensor in [0, 1], as in training:
-        reframed (:func:`ifkd.framing.frame_image`, ``foreground_ratio`` overriding the measured one)
-        unless ``reframe`` is False, then composited on the training background and resized."""
-        return self.prepare_framed(image, reframe=reframe, foreground_ratio=foreground_ratio)[0]
+        reframed (:func:`ifkd.framing.frame_image` with ``mode=reframe_mode``, ``foreground_ratio``
+        overriding the measured one) unless ``reframe`` is False, then composited on the training
+        background and resized."""
+        return self.prepare_framed(
+            image, reframe=reframe, foreground_ratio=foreground_ratio, reframe_mode=reframe_mode
+        )[0]
 
     # -- the field ------------------------------------------------------------------------------
     @torch.inference_mode()
@@ -208,13 +228,16 @@ class Reconstructor:
         images: Sequence[ImageInput] | torch.Tensor,
         reframe: bool,
         foreground_ratio: float | None,
+        reframe_mode: str = DEFAULT_FRAMING_MODE,
     ) -> tuple[torch.Tensor, list[FramingInfo | None]]:
         """The model's input batch and each image's framing (tensors: as given, never reframed)."""
         if isinstance(images, torch.Tensor):
             return images, [None] * images.shape[0]
         tensors, infos = [], []
         for i, image in enumerate(images):
-            x, info = self.prepare_framed(image, reframe=reframe, foreground_ratio=foreground_ratio)
+            x, info = self.prepare_framed(
+                image, reframe=reframe, foreground_ratio=foreground_ratio, reframe_mode=reframe_mode
+            )
             if info is not None and info.warnings:
                 name = str(image) if isinstance(image, (str, Path)) else f"image {i}"
                 warnings.warn(f"{name}: {info.warning}", FramingWarning, stacklevel=3)
@@ -233,11 +256,14 @@ class Reconstructor:
         dense: bool = False,
         reframe: bool = True,
         foreground_ratio: float | None = None,
+        reframe_mode: str = DEFAULT_FRAMING_MODE,
     ) -> list[Reconstruction]:
         """Reconstruct each image. ``distance``: camera distance if known (default: the config's nominal
         one); ``poses``: optional R2N2 viewpoints, to also return canonical-frame meshes (their distance
         is queried, as ``distance``). ``reframe``: bring path and array inputs into the training framing
-        first (see the module docstring; ``foreground_ratio`` overrides the measured object size) --
+        first (see the module docstring; ``reframe_mode`` 'auto' changes only a place or size outside the
+        training range, 'always' recentres and rescales; ``foreground_ratio`` overrides the measured
+        object size and is always applied) --
         then leave ``distance`` unset and give poses the nominal distance ratio (``NOMINAL_DISTANCE_RATIO``,
         as the CLI does): the framed image has the training framing, whatever distance the picture was
         taken from. Tensors are used as they are."""
@@ -248,7 +274,7 @@ class Reconstructor:
             )
         timer = Timer()
         with timer.stage("load"):
-            batch, framings = self._batch(images, reframe, foreground_ratio)
+            batch, framings = self._batch(images, reframe, foreground_ratio, reframe_mode)
         with timer.stage("encode"):
             code = self.encode(batch)
         out = []

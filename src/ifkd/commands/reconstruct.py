@@ -1,9 +1,11 @@
 """`ifkd reconstruct IMG_OR_DIR ... --model RUN --out DIR`: images -> meshes, over Reconstructor.
 
 Each image is first brought into the framing the model was trained on (:mod:`ifkd.framing`: the object
-cropped, recentred and rescaled; ``--foreground-ratio`` overrides the measured size, ``--no-reframe``
-reads the images as they are); an image that cannot be framed (a busy background without transparency)
-gets a one-line warning naming it. ``--views-fused``: all the images are views of ONE object with known
+recentred where its place, rescaled where its size, lies outside the training renders' range; a picture
+already framed like them keeps its geometry. ``--reframe-always`` recentres and rescales every image,
+``--foreground-ratio`` sets the size (and always rescales), ``--no-reframe`` reads the images as they
+are); an image that cannot be framed (a busy background without transparency) gets a one-line warning
+naming it. ``--views-fused``: all the images are views of ONE object with known
 poses (a ``rendering/`` folder with ``rendering_metadata.txt``, or one ``--pose`` per image), fused into
 one object-frame mesh (:meth:`ifkd.reconstruct.Reconstructor.reconstruct_views`).
 """
@@ -17,7 +19,12 @@ import sys
 import warnings
 from pathlib import Path
 
-from ifkd.framing import TRAINING_FOREGROUND_RATIO
+from ifkd.framing import (
+    TRAINING_FOREGROUND_RATIO,
+    TRAINING_OFFSET_X_RANGE,
+    TRAINING_OFFSET_Y_RANGE,
+    TRAINING_RATIO_RANGE,
+)
 from ifkd.io import InputError
 
 FUSION_RULES = ("mean", "min")
@@ -45,21 +52,35 @@ def register(sub: argparse._SubParsersAction) -> None:
         "every image, or once per image (in order). The distance ratio is queried only with --no-reframe "
         "or --views-fused (a reframed image has the training framing: the nominal distance)",
     )
-    p.add_argument(
+    lo, hi = TRAINING_RATIO_RANGE
+    (xlo, xhi), (ylo, yhi) = TRAINING_OFFSET_X_RANGE, TRAINING_OFFSET_Y_RANGE
+    framing = p.add_mutually_exclusive_group()
+    framing.add_argument(
         "--no-reframe",
         dest="reframe",
         action="store_false",
-        help="read the images as they are, without cropping, recentring and rescaling the object to the "
-        "training framing: for genuine R2N2-style renders, whose framing is exact (framing them costs "
-        "accuracy: benchmarks/results/framing.md)",
+        help="read the images as they are, without recentring or rescaling the object (by default only a "
+        f"place or size outside the training renders' range is changed: object {lo:g}-{hi:g} of the frame, "
+        f"its box centre {xlo:+g}..{xhi:+g} (x), {ylo:+g}..{yhi:+g} (y) box sides from the image centre; "
+        "benchmarks/results/framing.md)",
+    )
+    framing.add_argument(
+        "--reframe-always",
+        dest="reframe_mode",
+        action="store_const",
+        const="always",
+        default="auto",
+        help="recentre and rescale every image to the median training framing, even one already framed "
+        "like the training renders (the policy before 'auto'; costs accuracy on such images)",
     )
     p.add_argument(
         "--foreground-ratio",
         type=float,
         default=None,
         metavar="R",
-        help=f"object size when reframing: its bounding box's longest side as a fraction of the frame "
-        f"(default {TRAINING_FOREGROUND_RATIO:g}, measured on the training renders)",
+        help=f"object size when reframing: its bounding box's longest side as a fraction of the frame; "
+        f"given, every image is rescaled to it (default: kept when in {lo:g}-{hi:g}, else "
+        f"{TRAINING_FOREGROUND_RATIO:g}, the training renders' median)",
     )
     p.add_argument(
         "--views-fused",
@@ -95,19 +116,48 @@ def check_args(args: argparse.Namespace) -> None:
             f"--threshold {args.threshold:g}: must be an occupancy probability strictly between 0 and 1"
         )
     for pose in args.pose or []:
-        if len(pose) not in (2, 3):
-            raise InputError(f"--pose takes AZ EL [DIST_RATIO] (2 or 3 numbers), got {len(pose)}")
-        given = " ".join(f"{v:g}" for v in pose)
-        if not all(math.isfinite(v) for v in pose):
-            raise InputError(f"--pose {given}: the angles and the distance ratio must be finite numbers")
-        if len(pose) == 3 and not pose[2] > 0:
-            raise InputError(f"--pose {given}: the distance ratio must be > 0 (R2N2's lie in 0.65-0.9)")
+        check_pose(pose)
     ratio = getattr(args, "foreground_ratio", None)
     if ratio is not None and not 0.0 < ratio <= 1.0:  # also false for nan
         raise InputError(
             f"--foreground-ratio {ratio:g}: must be in (0, 1] (the object's bounding box's longest side "
             "as a fraction of the frame)"
         )
+
+
+def pose_problem(values: list[float]) -> str | None:
+    """What is wrong with an ``AZ EL [DIST_RATIO]`` pose's numbers (None: nothing)."""
+    if len(values) not in (2, 3):
+        return f"a pose is AZ EL [DIST_RATIO] (2 or 3 numbers), got {len(values)}"
+    if not all(math.isfinite(v) for v in values):
+        return "the angles and the distance ratio must be finite numbers"
+    if len(values) == 3 and not values[2] > 0:
+        return "the distance ratio must be > 0 (R2N2's lie in 0.65-0.9)"
+    return None
+
+
+def check_pose(values: list[float]) -> None:
+    """A ``--pose``'s numbers, checked: an :class:`InputError` naming the option and the values."""
+    problem = pose_problem(values)
+    if problem is not None:
+        raise InputError(f"--pose {' '.join(f'{v:g}' for v in values)}: {problem}")
+
+
+def parse_pose(text: str, name: str, reframe: bool = False):
+    """One pose written as ``--pose`` takes it, ``AZ EL [DIST_RATIO]`` separated by spaces (e.g. a line
+    of the web app's pose box) -> Viewpoint (:func:`pose_of`, checked as ``--pose`` is); otherwise an
+    :class:`InputError` naming ``name`` (where it was written) and the text."""
+    shown = f"{name} {text.strip()!r}"
+    try:
+        values = [float(v) for v in text.split()]
+    except ValueError:
+        raise InputError(
+            f"{shown}: not a pose (AZ EL [DIST_RATIO]: 2 or 3 numbers, e.g. '45 30 0.8')"
+        ) from None
+    problem = pose_problem(values)
+    if problem is not None:
+        raise InputError(f"{shown}: {problem}")
+    return pose_of(values, reframe)
 
 
 def collect_images(inputs: list[Path]) -> list[Path]:
@@ -247,6 +297,7 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
                     dense=args.dense,
                     reframe=args.reframe,
                     foreground_ratio=args.foreground_ratio,
+                    reframe_mode=args.reframe_mode,
                 )
         except (InputError, ValueError) as exc:
             failures.append(f"{path}: {exc}" if str(path) not in str(exc) else str(exc))
@@ -272,7 +323,7 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
             print(f"  skipped: {failures[-1]}", file=sys.stderr)
             continue
         timing = " · ".join(f"{k} {v:.2f}s" for k, v in out.timings.items())
-        framed = "" if framing is None else ("reframed, " if framing.reframed else "not reframed, ")
+        framed = "" if framing is None else f"{framing.action}, "
         print(
             f"  {path.name} -> {mesh_path} ({len(out.mesh.faces)} faces, {out.frame} frame, {framed}"
             f"{out.n_queries} queries; {timing})"
@@ -292,7 +343,7 @@ def cmd_fused(args: argparse.Namespace) -> int:
     from ifkd.extract.export import export_mesh
 
     files, views = fused_inputs(args)
-    if args.foreground_ratio is not None or not args.reframe:
+    if args.foreground_ratio is not None or not args.reframe or args.reframe_mode != "auto":
         print(
             "ifkd: note: --views-fused reads the views as they are (their poses fix the framing)",
             file=sys.stderr,
