@@ -148,12 +148,12 @@ def test_rules_between_data_fields_are_one_line_whatever_the_order(case, tmp_pat
 def test_augmentation_presets_and_the_training_mix_fields(tmp_path):
     paper, cpu, tiny = (get_preset(n).data for n in ("paper", "cpu", "tiny"))
     aug = [f for f in config_to_dict(paper) if f.startswith("aug_")]
-    assert len(aug) == 7
+    assert len(aug) == 8
     assert all(getattr(paper, f) == 0 for f in aug) and all(getattr(tiny, f) == 0 for f in aug)
     assert all(getattr(Config().data, f) == 0 for f in aug)  # a run saved before they existed: off
     assert (cpu.aug_background_white, cpu.aug_background_colour) == (0.0, 0.2)
     assert (cpu.aug_brightness, cpu.aug_contrast, cpu.aug_saturation) == (0.1, 0.1, 0.1)
-    assert (cpu.aug_scale, cpu.aug_shift) == (0.1, 0.05)
+    assert (cpu.aug_scale, cpu.aug_shift, cpu.aug_frame) == (0.1, 0.05, 0.0)
     for d in (paper, cpu, tiny):
         assert (d.extra_roots, d.source_weights, d.val_extra) == ((), (), False)
     sets = ["data.extra_roots=/data/real", "data.source_weights=1,0.5", "data.val_extra=true"]

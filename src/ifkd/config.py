@@ -141,6 +141,12 @@ class DataConfig:
     then project to s u + d, which the methods that project apply (``item['framing']``)"""
     aug_shift: Annotated[float, Rule(ge=0, le=0.5)] = 0.0
     """framing jitter: the image is shifted by d uniform in [-b, b]^2, in normalised [-1, 1] units"""
+    aug_frame: Annotated[float, Fraction] = 0.0
+    """probability of showing a training render in the framing inference gives any picture
+    (:func:`ifkd.framing.frame_image`, mode 'always': the object's box recentred and rescaled to the
+    median training framing), the projection following the same affine (then the jitter above). A model
+    trained with 1.0 has seen only such pictures, so inference frames every picture the same way for it
+    (:attr:`ifkd.reconstruct.Reconstructor.framing_mode`)"""
 
     def cross_field_problem(self) -> tuple[str, str] | None:
         """A rule between fields, checked after each field's own: (field, why) or None."""

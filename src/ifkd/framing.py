@@ -356,6 +356,41 @@ def in_range(value: float, bounds: tuple[float, float]) -> bool:
     return bool(bounds[0] <= value <= bounds[1])
 
 
+def framed_size(side: int, ratio: float = TRAINING_FOREGROUND_RATIO) -> int:
+    """Side (pixels) of the square canvas on which a box of longest side ``side`` fills ``ratio``."""
+    return max(2, int(round(side / ratio)))
+
+
+def recentred_origin(
+    box: tuple[int, int, int, int], size: int, centre_offset: tuple[float, float] = TRAINING_CENTRE_OFFSET
+) -> tuple[int, int]:
+    """(left, top), input pixels, of the ``size`` canvas that puts the box's centre ``centre_offset`` box
+    sides from the canvas centre (x right, y down)."""
+    x0, y0, x1, y1 = box
+    side = max(x1 - x0, y1 - y0)
+    left = int(round((x0 + x1) / 2.0 - centre_offset[0] * side - size / 2.0))
+    top = int(round((y0 + y1) / 2.0 - centre_offset[1] * side - size / 2.0))
+    return left, top
+
+
+def always_framing_affine(alpha: np.ndarray) -> tuple[float, float, float] | None:
+    """The normalised affine (s, dx, dy) by which ``frame_image(mode="always")`` moves a square image
+    whose alpha channel is ``alpha`` (H, H) uint8: what was at u (in [-1, 1], ``align_corners=False``)
+    lands at ``s * u + (dx, dy)`` of the framed image. None without an object (or for a non-square image).
+
+    The training loader applies it (``data.aug_frame``) with the projection following it, so a model can
+    be trained on exactly the framing that inference gives any picture -- the same canvas rule
+    (:func:`framed_size`, :func:`recentred_origin`) as :func:`frame_image`."""
+    h, w = alpha.shape[:2]
+    box = bounding_box(alpha >= ALPHA_THRESHOLD)
+    if box is None or h != w:
+        return None
+    size = framed_size(max(box[2] - box[0], box[3] - box[1]))
+    left, top = recentred_origin(box, size)
+    # u_out = 2 (x - left) / size - 1 with x = (u + 1) w / 2.
+    return w / size, (w - 2.0 * left) / size - 1.0, (h - 2.0 * top) / size - 1.0
+
+
 def frame_image(
     rgba: np.ndarray,
     foreground_ratio: float | None = None,
@@ -412,17 +447,13 @@ def frame_image(
         auto and in_range(offset[0], TRAINING_OFFSET_X_RANGE) and in_range(offset[1], TRAINING_OFFSET_Y_RANGE)
     )
     keep_size = auto and foreground_ratio is None and in_range(object_ratio, TRAINING_RATIO_RANGE)
-    if keep_size:
-        size, ratio = frame, object_ratio
-    else:
-        size = max(2, int(round(side / ratio)))
+    size, ratio = (frame, object_ratio) if keep_size else (framed_size(side, ratio), ratio)
     # Canvas origin (input pixels): its centre on the image centre (kept), or where it puts the box centre
     # (off_x, off_y) * side from the canvas centre (recentred).
     if keep_centre:
         left, top = int(round((w - size) / 2.0)), int(round((h - size) / 2.0))
     else:
-        left = int(round((x0 + x1) / 2.0 - off_x * side - size / 2.0))
-        top = int(round((y0 + y1) / 2.0 - off_y * side - size / 2.0))
+        left, top = recentred_origin(box, size, (off_x, off_y))
     canvas = np.zeros((size, size, 4), np.uint8)
     sx0, sy0, sx1, sy1 = max(left, 0), max(top, 0), min(left + size, w), min(top + size, h)
     if sx1 > sx0 and sy1 > sy0:

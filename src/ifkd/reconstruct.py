@@ -153,6 +153,13 @@ class Reconstructor:
             return load_image(image)
         return as_rgba(np.asarray(image))
 
+    @property
+    def framing_mode(self) -> str:
+        """What 'auto' framing means for this model: 'always' for a model trained only on pictures in
+        the inference framing (``data.aug_frame`` = 1: every picture, R2N2 renders included, is framed
+        as it learnt them), else 'auto' (keep what lies in the training renders' range)."""
+        return "always" if self.cfg.data.aug_frame >= 1.0 else "auto"
+
     def prepare_framed(
         self,
         image: ImageInput,
@@ -165,7 +172,8 @@ class Reconstructor:
         rgba = self.load(image)
         info = None
         if reframe:
-            rgba, info = frame_image(rgba, foreground_ratio, mode=reframe_mode)
+            mode = self.framing_mode if reframe_mode == "auto" else reframe_mode
+            rgba, info = frame_image(rgba, foreground_ratio, mode=mode)
         return image_to_tensor(rgba, self.cfg.data.image_size, self.cfg.data.background), info
 
     def prepare(

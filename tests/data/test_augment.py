@@ -22,6 +22,7 @@ from ifkd.data.loader import (
     image_to_tensor,
     make_dataset,
     premultiplied,
+    reframe,
 )
 from ifkd.data.mix import MixedDataset, make_training_set
 from ifkd.data.synth.generate import SynthSettings, generate_dataset
@@ -293,3 +294,70 @@ def test_tiny_training_run_on_a_mix_saves_and_resumes_bit_identically(tiny_datas
     assert records[0]["val_iou"] is not None and "val_iou_extra1" in records[0]
     log = RunDir(tmp_path / "a").log.read_text()
     assert "training mix of 8 items per epoch" in log and "validation ('best') on" in log
+
+
+# ----------------------------------------------------------------------- training in the inference framing
+def test_the_inference_framing_affine_reproduces_frame_image(tiny_dataset):
+    """``aug_frame`` moves a training render by the same canvas rule as ``frame_image(mode="always")``:
+    the render reframed by the affine and the framed picture resized to the same size cover the same
+    pixels (box within a pixel, mask IoU >= 0.9), for every view of a few shapes."""
+    from ifkd.framing import always_framing_affine, bounding_box, frame_image
+
+    ds = make_dataset(tiny_dataset, "train", DataConfig(image_size=64), with_voxels=False)
+    for key in ds.shape_keys[:4]:
+        names, _ = ds.views[key]
+        for name in names:
+            rgba = load_image(shape_dir(tiny_dataset, key) / RENDER_DIR / name)
+            affine = always_framing_affine(rgba[..., 3])
+            assert affine is not None and 0.5 < affine[0] < 2.0
+            rgb, alpha = premultiplied(rgba, 64)
+            premul = torch.from_numpy(np.concatenate([rgb, alpha], -1).transpose(2, 0, 1).copy())
+            ours = reframe(premul, *affine)[3].numpy() > 0.5
+            framed, _ = frame_image(rgba, mode="always")
+            _, framed_alpha = premultiplied(framed, 64)
+            theirs = framed_alpha[..., 0] > 0.5
+            iou = (ours & theirs).sum() / max((ours | theirs).sum(), 1)
+            assert iou >= 0.9, (key, name, iou)
+            assert np.abs(np.subtract(bounding_box(ours), bounding_box(theirs))).max() <= 1, (key, name)
+
+
+def test_aug_frame_composes_with_the_jitter_and_sets_the_items_framing(tiny_dataset):
+    from ifkd.framing import always_framing_affine
+
+    aug = Augmentation((1.0, 1.0, 1.0), scale=1.1, dx=0.05, dy=-0.02)
+    s, dx, dy = aug.with_framing((1.2, 0.1, -0.3)).framing.tolist()
+    u = np.array([0.3, -0.4])
+    expected = 1.1 * (1.2 * u + np.array([0.1, -0.3])) + np.array([0.05, -0.02])
+    assert np.allclose(s * u + np.array([dx, dy]), expected, atol=1e-6)
+
+    framed_only = DataConfig(image_size=32, points_per_shape=64, aug_frame=1.0)
+    assert augmentations_on(framed_only) and not augmentations_on(DataConfig())
+    ds = make_dataset(tiny_dataset, "train", framed_only, augment=True, with_voxels=False)
+    for i in range(4):
+        key, view = ds.items[i]
+        alpha = load_image(shape_dir(tiny_dataset, key) / RENDER_DIR / ds.views[key][0][view])[..., 3]
+        assert np.allclose(ds[i]["framing"].numpy(), always_framing_affine(alpha), atol=1e-6)
+    off = make_dataset(
+        tiny_dataset, "train", replace(framed_only, aug_frame=0.0, aug_shift=0.1), augment=True
+    )
+    assert all(abs(float(off[i]["framing"][0]) - 1.0) < 1e-6 for i in range(4))  # no framing drawn
+
+
+def test_a_model_trained_on_framed_pictures_frames_every_picture(tiny_dataset):
+    from ifkd.reconstruct import Reconstructor
+
+    def reconstructor(aug_frame: float) -> Reconstructor:
+        cfg = get_preset("tiny")
+        cfg = replace(cfg, data=replace(cfg.data, aug_frame=aug_frame))
+        return Reconstructor(torch.nn.Identity(), cfg)
+
+    rgba = load_image(
+        shape_dir(tiny_dataset, make_dataset(tiny_dataset, "train", DataConfig()).shape_keys[0])
+        / RENDER_DIR
+        / "00.png"
+    )
+    assert reconstructor(1.0).framing_mode == "always" and reconstructor(0.5).framing_mode == "auto"
+    _, info = reconstructor(1.0).prepare_framed(rgba)
+    assert info.mode == "always" and not (info.kept_centre or info.kept_size)
+    _, info = reconstructor(0.0).prepare_framed(rgba, reframe_mode="always")
+    assert info.mode == "always"

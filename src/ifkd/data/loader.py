@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +29,7 @@ from ifkd.data.format import (
     shape_dir,
     stored_voxel_resolutions,
 )
+from ifkd.framing import always_framing_affine
 from ifkd.geometry.camera import Viewpoint, view_transform
 from ifkd.geometry.voxels import uniform_points_in_grid
 from ifkd.io import InputError
@@ -104,9 +105,10 @@ IDENTITY_FRAMING = (1.0, 0.0, 0.0)
 AUGMENT_STREAM = 1
 """An item's augmentation is drawn from ``default_rng([*key, AUGMENT_STREAM])``, its points from
 ``default_rng(key)`` (key = (seed, epoch, index)): switching augmentations leaves the points as they were."""
-_AUGMENT_DRAWS = 10
+_AUGMENT_DRAWS = 11
 """uniform numbers drawn per item, one per parameter whatever is switched on (so turning one on does not
-change another's draw): background choice, flat colour (3), brightness, contrast, saturation, s, dx, dy"""
+change another's draw): background choice, flat colour (3), brightness, contrast, saturation, s, dx, dy,
+inference framing"""
 
 
 def augmentations_on(cfg: DataConfig) -> bool:
@@ -120,6 +122,7 @@ def augmentations_on(cfg: DataConfig) -> bool:
             cfg.aug_saturation,
             cfg.aug_scale,
             cfg.aug_shift,
+            cfg.aug_frame,
         )
     )
 
@@ -138,6 +141,16 @@ class Augmentation:
     dx: float = 0.0
     """... then shifted by (dx, dy) in normalised [-1, 1] units: u -> scale * u + (dx, dy)"""
     dy: float = 0.0
+    frame: bool = False
+    """show the render in the inference framing first (``aug_frame``; see :meth:`with_framing`)"""
+
+    def with_framing(self, affine: tuple[float, float, float]) -> Augmentation:
+        """This augmentation after the inference framing's affine (s_f, dx_f, dy_f): u -> s (s_f u + d_f)
+        + d, so the jitter acts on the framed picture as it would on a render."""
+        s_f, dx_f, dy_f = affine
+        return replace(
+            self, scale=self.scale * s_f, dx=self.scale * dx_f + self.dx, dy=self.scale * dy_f + self.dy
+        )
 
     @property
     def framing(self) -> torch.Tensor:
@@ -166,6 +179,7 @@ def draw_augmentation(cfg: DataConfig, rng: np.random.Generator) -> Augmentation
         scale=factor(cfg.aug_scale, u[7]),
         dx=cfg.aug_shift * (2.0 * float(u[8]) - 1.0),
         dy=cfg.aug_shift * (2.0 * float(u[9]) - 1.0),
+        frame=bool(u[10] < cfg.aug_frame),
     )
 
 
@@ -268,6 +282,7 @@ class ShapeViewDataset(Dataset):
         self._cache: OrderedDict[str, dict[str, np.ndarray]] = OrderedDict()
         self._cache_size = cache_size
         self._images: dict[tuple[str, int], torch.Tensor] = {}
+        self._frames: dict[tuple[str, int], tuple[float, float, float] | None] = {}
 
     @property
     def num_shapes(self) -> int:
@@ -330,6 +345,8 @@ class ShapeViewDataset(Dataset):
         if self.with_images:
             if self.augment:
                 aug = draw_augmentation(self.cfg, np.random.default_rng([*key, AUGMENT_STREAM]))
+                if aug.frame and (affine := self._framing_affine(key_name, view_idx, names[view_idx])):
+                    aug = aug.with_framing(affine)
                 item["image"] = augment_image(self._premultiplied(key_name, view_idx, names[view_idx]), aug)
                 item["framing"] = aug.framing
             else:
@@ -355,6 +372,14 @@ class ShapeViewDataset(Dataset):
             return (img * 255.0).round().to(torch.uint8)
 
         return self._cached(key, view_idx, make).float() / 255.0
+
+    def _framing_affine(self, key: str, view_idx: int, name: str) -> tuple[float, float, float] | None:
+        """The inference framing's affine of a view (:func:`ifkd.framing.always_framing_affine`), measured
+        on the render at full size, once per view."""
+        if (key, view_idx) not in self._frames:
+            alpha = load_image(shape_dir(self.root, key) / RENDER_DIR / name)[..., 3]
+            self._frames[(key, view_idx)] = always_framing_affine(alpha)
+        return self._frames[(key, view_idx)]
 
     def _premultiplied(self, key: str, view_idx: int, name: str) -> torch.Tensor:
         """The view's premultiplied RGBA (4, S, S) in [0, 1], for augmentation (one dataset caches either
