@@ -50,6 +50,7 @@ def summarise(run: Path, command: str, name: str, minutes: float | None = None, 
                 "train_kd": rec.get("train_kd"),
                 "val_iou": rec.get("val_iou"),
                 "val_iou_surface": rec.get("val_iou_surface"),
+                **{k: v for k, v in rec.items() if k.startswith("val_iou_extra")},
             }
         )
     cfg = json.loads((run / "config.json").read_text())
@@ -68,12 +69,25 @@ def summarise(run: Path, command: str, name: str, minutes: float | None = None, 
         "val IoU: volumetric, at uniform points in the padded box labelled from the 128^3 voxels (OccNet's "
         "validation metric; it picks 'best'). surface: at the stored near-surface training pairs.",
         "",
-        "| epoch | steps | minutes | train recon (MSE) | train KD (L1) | val IoU | val IoU (surface) |",
-        "|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    extras = sorted({k for r in rows for k in r if k.startswith("val_iou_extra")})
+    if extras:
+        roots = cfg["data"].get("extra_roots", [])
+        lines += [
+            "val IoU (extra N): the same volumetric IoU on the val split of the N-th `--data-extra` folder ("
+            + ", ".join(f"{i + 1}: `{r}`" for i, r in enumerate(roots))
+            + "); 'best' follows the first column.",
+            "",
+        ]
+    lines += [
+        "| epoch | steps | minutes | train recon (MSE) | train KD (L1) | val IoU | val IoU (surface) |"
+        + "".join(f" val IoU (extra {k.removeprefix('val_iou_extra')}) |" for k in extras),
+        "|---:|---:|---:|---:|---:|---:|---:|" + "---:|" * len(extras),
     ]
     lines += [
         f"| {r['epoch']} | {r['step']} | {r['minutes']:.1f} | {_fmt(r['train_recon'], 4)} | "
         f"{_fmt(r['train_kd'], 4)} | {_fmt(r['val_iou'])} | {_fmt(r['val_iou_surface'])} |"
+        + "".join(f" {_fmt(r.get(k))} |" for k in extras)
         for r in rows
     ]
     lines.append("")
