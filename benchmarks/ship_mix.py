@@ -37,11 +37,12 @@ KEYS = ("iou", "chamfer_l1_x10", "fscore_1", "normal_consistency", "empty")
 HEADERS = ("IoU", "Chamfer-L1 ×10", "F@1%", "NC", "empty")
 
 
-def evaluate(model: str, data: Path, out: Path) -> Path:
+def evaluate(model: str, data: Path, out: Path, workers: int = 1) -> Path:
     """`ifkd evaluate`'s protocol on data's test split (cached per shape in out)."""
     from ifkd.eval.evaluate import EvalOptions, run_evaluation
 
-    run_evaluation(model, data, out, EvalOptions(split="test", views="first"), device="cpu", progress=False)
+    opts = EvalOptions(split="test", views="first")
+    run_evaluation(model, data, out, opts, device="cpu", workers=workers, progress=False)
     return out
 
 
@@ -127,6 +128,7 @@ def main() -> int:
     ap.add_argument("--out-name", default="shipped_mix", help="results/<name>.{json,md}")
     ap.add_argument("--provenance", type=Path, default=None, help="JSON of facts to add to provenance.json")
     ap.add_argument("--ship", action="store_true", help="package the candidate when the rule passes")
+    ap.add_argument("--workers", type=int, default=1, help="evaluation processes (default 1)")
     args = ap.parse_args()
     import torch
 
@@ -144,8 +146,8 @@ def main() -> int:
         ("incumbent", args.against, args.against),
     ):
         base = args.work / who
-        real = evaluate(model, args.real, base / "real")
-        synth = evaluate(model, args.synth, base / "synth")
+        real = evaluate(model, args.real, base / "real", args.workers)
+        synth = evaluate(model, args.synth, base / "synth", args.workers)
         doc[who] = {"model": model, "label": label, "scores": scores(real, synth, held_out)}
     ok, why = verdict(doc["candidate"]["scores"], doc["incumbent"]["scores"])
     doc["replace"], doc["verdict"] = ok, why
