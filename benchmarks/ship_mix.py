@@ -42,7 +42,7 @@ def evaluate(model: str, data: Path, out: Path, workers: int = 1) -> Path:
     from ifkd.eval.evaluate import EvalOptions, run_evaluation
 
     opts = EvalOptions(split="test", views="first")
-    run_evaluation(model, data, out, opts, device="cpu", workers=workers, progress=False)
+    run_evaluation(model, data, out, opts, device="auto", workers=workers, progress=False)
     return out
 
 
