@@ -483,14 +483,14 @@ def realsplit_arms(data: ProtocolData, out: Path) -> dict:
                 "runs": rel(out / "runs" / "procedural"),
             },
             "mix": {
-                "train": [rel(data.train_root), rel(real)],
+                "train": [rel(data.train_root), str(real.resolve())],  # the user's folder, as given
                 "weights": [1.0, REAL_WEIGHT],
                 "runs": rel(out / "runs" / "mix"),
             },
         },
         "tests": {
-            "real_seen": f"{rel(real)} test split, classes trained on",
-            "real_unseen": f"{rel(real)} test split, held-out classes (never trained on)",
+            "real_seen": f"{real.resolve()} test split, classes trained on",
+            "real_unseen": f"{real.resolve()} test split, held-out classes (never trained on)",
             "synthetic": f"{rel(data.extra['synthetic_root'])} test split",
         },
         "schedules": {},

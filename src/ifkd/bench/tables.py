@@ -236,8 +236,8 @@ def realsplit_sections(results: Mapping) -> list[str]:
     real = (mix.get("train") or ["?"])[-1]
     held_out = ", ".join(rs.get("held_out_categories", [])) or "none"
     parts = [
-        f"Arms: `procedural` trains on `{', '.join(proc.get('train', []))}` (the `seen` protocol's runs, "
-        f"`{proc.get('runs', '?')}`); `mix` on the same plus the train split of `{real}` at weight "
+        f"Arms: `procedural` trains on `{', '.join(proc.get('train', []))}` (the `seen` protocol's data; "
+        f"runs in `{proc.get('runs', '?')}`); `mix` on the same plus the train split of `{real}` at weight "
         f"W = {rs.get('weight', '?')} (an epoch draws round(W × n) of its n items). Held-out real "
         f"classes: {held_out}.\n",
     ]
