@@ -28,7 +28,8 @@ from common import machine, machine_line, write_results
 from ifkd.methods import get_spec
 
 TARGET = 0.5
-"""Issue #3: the cpu-preset student reaches validation IoU >= 0.5 within 30 minutes on 2 cores."""
+TARGET_MINUTES = 30.0
+"""Issue #3: the cpu-preset student reaches validation IoU >= TARGET within TARGET_MINUTES on 2 cores."""
 
 
 def _fmt(value: float | None, digits: int = 3) -> str:
@@ -58,7 +59,7 @@ def summarise(run: Path, command: str, name: str, minutes: float | None = None, 
     limit = minutes if minutes is not None else (rows[-1]["minutes"] if rows else 0.0)
     within = [r for r in rows if r["minutes"] <= limit + 1e-9 and r["val_iou"] is not None]
     best = max(within, key=lambda r: r["val_iou"], default=None)
-    first = next((r for r in within if r["val_iou"] >= TARGET), None)
+    first = next((r for r in within if r["val_iou"] >= TARGET and r["minutes"] <= TARGET_MINUTES), None)
     student = not get_spec(cfg["method"]).is_teacher
     lines = [
         f"# Validation IoU over training time: {cfg['method']}, preset {cfg['preset']}",
@@ -102,7 +103,8 @@ def summarise(run: Path, command: str, name: str, minutes: float | None = None, 
             if first
             else "not met"
         )
-        lines.append(f"Target of issue #3 (student val IoU >= {TARGET} within 30 minutes): {verdict}.")
+        target = f"student val IoU >= {TARGET} within {TARGET_MINUTES:g} minutes"
+        lines.append(f"Target of issue #3 ({target}): {verdict}.")
     if note:
         lines += ["", note]
     payload = {
