@@ -5,7 +5,7 @@
 ``real``: a folder of arbitrary meshes, imported (normalised, rendered R2N2-style) and scored with the
 models of the ``seen`` protocol of the same budget.
 ``realsplit``: does adding real shapes to training help on real objects, at equal optimiser steps? Two
-arms: ``procedural`` (the ``seen`` data alone: the ``seen`` protocol's runs) and ``mix`` (the same plus the
+arms: ``procedural`` (the ``seen`` data alone, its own runs) and ``mix`` (the same plus the
 train split of an ``ifkd data real`` dataset at weight :data:`REAL_WEIGHT`), both scored on that dataset's
 test split (classes trained on vs held-out classes) and on the synthetic test split.
 """
