@@ -7,7 +7,7 @@ from pathlib import Path
 from ifkd.io import InputError
 
 PRETRAINED_DIR = Path(__file__).resolve().parent
-DEFAULT_NAME = "ifkd-mix-cpu"
+DEFAULT_NAME = "ifkd-cpu"
 
 
 def available() -> list[str]:
