@@ -229,9 +229,13 @@ class TrainConfig:
     """stop after this many optimiser steps (0: no limit); for smoke runs and budgets"""
     patience: NonNegativeInt = 0
     """stop once validation IoU has not improved on its best for this many epochs (0: never; the
-    `converged` budget). Counted in the schedule's last phase only -- the KD epochs of a KD method, every
-    epoch otherwise -- so a KD student always gets its E1 reconstruction epochs and at least
-    ``patience`` KD epochs; ``epochs_recon + epochs_kd`` stays the cap. Needs ``val_shapes`` > 0"""
+    `converged` budget). Counted from epoch E1 on when E2 > 0 (from the start when E2 = 0), for every
+    method alike: each gets at least E1 + ``patience`` epochs -- a KD student its KD phase, a method
+    without KD as many epochs -- and ``epochs_recon + epochs_kd`` stays the cap. Needs ``val_shapes`` > 0"""
+    init_from: str = ""
+    """fine-tuning: start from the weights of this run folder or ``pretrained:NAME`` (its 'best'
+    checkpoint) instead of a random init; the optimiser and schedule start fresh. The run must be of the
+    same method and model size (checked as it loads, naming the file). '' : random init"""
 
     def cross_field_problem(self) -> tuple[str, str] | None:
         """A rule between fields, checked after each field's own: (field, why) or None."""

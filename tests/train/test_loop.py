@@ -277,13 +277,13 @@ def _flat_keys(obj: dict, prefix: str = "") -> list[str]:
     return out
 
 
-def test_plateau_rule_counts_in_the_last_phase_only():
-    kd, plain = FakeSpec(uses_kd=True), FakeSpec(uses_kd=False)
+def test_plateau_rule_counts_from_epoch_e1_for_every_method():
     tc = TrainConfig(epochs_recon=10, epochs_kd=20, patience=3)
-    assert not plateaued(12, 12, tc, kd)  # only 2 KD epochs so far: the KD phase gets its chance
-    assert plateaued(13, 3, tc, kd) and not plateaued(13, 2, tc, kd)
-    assert plateaued(3, 3, tc, plain) and not plateaued(3, 2, tc, plain)  # no KD: every epoch counts
-    assert not plateaued(29, 29, replace(tc, patience=0), kd)  # off
+    assert not plateaued(3, 3, tc) and not plateaued(12, 12, tc)  # E1 + 2: the KD phase gets its chance
+    assert plateaued(13, 3, tc) and not plateaued(13, 2, tc)  # and a method without KD as many epochs
+    only_e1 = replace(tc, epochs_kd=0)
+    assert plateaued(3, 3, only_e1) and not plateaued(3, 2, only_e1)  # no E2: every epoch counts
+    assert not plateaued(29, 29, replace(tc, patience=0))  # off
 
 
 def test_patience_stops_a_run_that_no_longer_improves_and_resume_can_extend_it(tmp_path):
@@ -303,3 +303,47 @@ def test_patience_stops_a_run_that_no_longer_improves_and_resume_can_extend_it(t
     assert longer["status"] == "plateau" and longer["epochs_done"] == 4  # patience may change on resume
     with pytest.raises(InputError, match="patience.*val_shapes"):
         check_config(tiny_config(patience=2, val_shapes=0))
+
+
+def test_init_from_starts_a_run_from_another_runs_weights_and_refuses_a_mismatch(tmp_path):
+    """train.init_from: the new run's first step starts from the given run's 'best' weights (fine-tuning);
+    another method or another model size is refused naming the run, never loaded in part."""
+    from ifkd.config import get_preset
+    from ifkd.methods import build_method, method_config
+    from ifkd.train.checkpoint import CheckpointError, load_init, load_model
+    from ifkd.train.run import train
+
+    data = tmp_path / "data"
+    write_ball_dataset(data, {f"ball/{i}": 0.2 + 0.05 * i for i in range(4)})
+    base = get_preset("tiny")
+    base = replace(base, train=replace(base.train, epochs_recon=1, epochs_kd=0, batch_size=2, val_shapes=1))
+    cfg = method_config("ifkd-nokd", base)
+    train(cfg, data, tmp_path / "first", device="cpu", progress=False)
+    first, _ = load_model(tmp_path / "first", "best")
+
+    tuned_cfg = replace(cfg, train=replace(cfg.train, init_from=str(tmp_path / "first"), max_steps=1))
+    fresh = build_method("ifkd-nokd", tuned_cfg)
+    assert "init: the weights of" in load_init(fresh, tuned_cfg)
+    assert_same_weights(first, fresh)
+    train(tuned_cfg, data, tmp_path / "tuned", device="cpu", progress=False)
+    tuned, saved = load_model(tmp_path / "tuned", "last")
+    assert saved.train.init_from == str(tmp_path / "first")  # saved with the run
+    assert "init: the weights of" in RunDir(tmp_path / "tuned").log.read_text()
+    # one Adam step away from the init, far closer to it than a random init is
+    step = sum((a - b).abs().sum() for a, b in zip(tuned.parameters(), first.parameters()))
+    other = build_method("ifkd-nokd", cfg)
+    scratch = sum((a - b).abs().sum() for a, b in zip(other.parameters(), first.parameters()))
+    assert 0 < step < 0.1 * scratch
+
+    wider = replace(
+        tuned_cfg, student=replace(tuned_cfg.student, decoder_hidden=tuned_cfg.student.decoder_hidden * 2)
+    )
+    with pytest.raises(CheckpointError, match="match its settings in"):
+        load_init(build_method("ifkd-nokd", wider), wider)
+    as_global = method_config("global", replace(tuned_cfg))
+    with pytest.raises(InputError, match="holds a 'ifkd-nokd' run"):
+        load_init(build_method("global", as_global), as_global)
+    missing = replace(cfg, train=replace(cfg.train, init_from=str(tmp_path / "nowhere")))
+    with pytest.raises(InputError, match="nowhere"):
+        train(missing, data, tmp_path / "never", device="cpu", progress=False)
+    assert not (tmp_path / "never").exists()  # refused before the run folder is made

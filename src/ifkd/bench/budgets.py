@@ -168,7 +168,8 @@ BUDGETS["converged"] = replace(
     name="converged",
     description=(
         "the cpu budget's data and preset, every method trained until its validation IoU has not improved "
-        f"for {CONVERGED_PATIENCE} epochs (train.patience; KD students count from their first KD epoch) or "
+        f"for {CONVERGED_PATIENCE} epochs (train.patience, counted from epoch {CONVERGED_CAP[0]} on for "
+        "every method: none stops before a KD student could) or "
         f"a cap of {CONVERGED_CAP[0]} + {CONVERGED_CAP[1]} epochs, constant lr (a cosine schedule would "
         "tie the lr to the cap); the 'best' validation checkpoint is scored (OccNet's model selection) "
         "at 100k IoU points and 100k surface samples; so that no baseline is compared before it has learnt"

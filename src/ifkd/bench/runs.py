@@ -122,7 +122,6 @@ def run_finished(run_dir: str | Path, cfg) -> bool:
     """True when the run's last checkpoint reached the end of ``cfg``'s schedule (or its max_steps, or
     its validation IoU plateaued under ``train.patience``)."""
     from ifkd.config import load_config
-    from ifkd.methods import get_spec
     from ifkd.train.checkpoint import RunDir, config_changes, read_last_state
     from ifkd.train.schedule import plateaued, total_epochs
 
@@ -136,9 +135,7 @@ def run_finished(run_dir: str | Path, cfg) -> bool:
         return False  # a field added since the run was saved, set away from its default here
     if cfg.train.max_steps and st.global_step >= cfg.train.max_steps:
         return True
-    return st.epoch >= total_epochs(cfg.train) or plateaued(
-        st.epoch, st.epochs_since_best, cfg.train, get_spec(cfg.method)
-    )
+    return st.epoch >= total_epochs(cfg.train) or plateaued(st.epoch, st.epochs_since_best, cfg.train)
 
 
 def _hash(cfg, saved_config: Path | None = None) -> str:

@@ -356,6 +356,37 @@ def load_model(
     return method.to(device).eval(), cfg
 
 
+def load_init(module: nn.Module, cfg: Config) -> str:
+    """Fine-tuning: load ``cfg.train.init_from``'s best weights (or 'last' for runs without validation)
+    into the freshly built ``module``; returns a log line naming the file. Another method than
+    ``cfg.method`` or weights of another size are an error naming the run, never a partial load."""
+    from ifkd.pretrained import resolve_run  # resolves 'pretrained:NAME' as every other command does
+
+    run = RunDir(resolve_run(cfg.train.init_from))
+    try:
+        init_cfg = load_config(run.config)
+    except (FileNotFoundError, ValueError, TypeError) as exc:
+        raise InputError(f"{run.root}: train.init_from: cannot read the run's config ({exc})") from None
+    if init_cfg.method != cfg.method:
+        raise InputError(
+            f"{run.root}: train.init_from holds a {init_cfg.method!r} run; this run trains {cfg.method!r}"
+        )
+    path = run.weights("best")
+    if not path.exists():
+        path = run.weights("last")
+    if not path.exists():
+        raise CheckpointError(
+            f"{run.root}: train.init_from: no 'best' or 'last' checkpoint in this run folder"
+        )
+    try:
+        meta = load_weights(module, path)
+    except CheckpointError as exc:  # say where the sizes to match are written
+        raise CheckpointError(f"{exc} (train.init_from: match its settings in {run.config})") from None
+    state = json.loads(meta.get("state") or "{}")
+    at = f" (epoch {state['epoch'] + 1}, step {state['global_step']})" if "global_step" in state else ""
+    return f"init: the weights of {path}{at}"
+
+
 # ----------------------------------------------------------------------------------- metrics and log
 class RunLog:
     """Log lines: always appended to log.txt (rank 0), echoed to stderr unless progress bars own it."""

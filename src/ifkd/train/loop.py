@@ -347,7 +347,7 @@ class Trainer:
         with StopSignals() as stop:
             reason = "max_steps" if reached_max_steps(st.global_step, tc) else None
             while reason is None and st.epoch < epochs:
-                if plateaued(st.epoch, st.epochs_since_best, tc, self.spec):
+                if plateaued(st.epoch, st.epochs_since_best, tc):
                     reason = "plateau"
                     break
                 reason = self._epoch(stop)

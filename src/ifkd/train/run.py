@@ -16,7 +16,7 @@ from torch.utils.data import Dataset
 from ifkd.config import Config, check_config
 from ifkd.io import InputError
 from ifkd.models.base import Method
-from ifkd.train.checkpoint import load_model
+from ifkd.train.checkpoint import load_init, load_model
 from ifkd.train.distributed import init_distributed, shutdown_distributed
 from ifkd.train.loop import fit
 from ifkd.train.schedule import needs_teacher
@@ -131,6 +131,8 @@ def train(
                 )
         seed_everything(cfg.train.seed)
         method = build_method(cfg.method, cfg, teacher_dim=teacher_dim)
+        if cfg.train.init_from:  # fine-tuning; on --resume the run's own 'last' weights replace these
+            notes.append(load_init(method, cfg))
         return fit(
             method,
             train_set,

@@ -37,18 +37,22 @@ def kd_active(epoch: int, cfg: TrainConfig, spec: ScheduleSpec) -> bool:
     return needs_teacher(cfg, spec) and cfg.epochs_recon <= epoch < total_epochs(cfg)
 
 
-def last_phase_start(cfg: TrainConfig, spec: ScheduleSpec) -> int:
-    """First epoch (0-based) of the schedule's last phase: E1 for a run with KD epochs, else 0."""
-    return cfg.epochs_recon if needs_teacher(cfg, spec) else 0
+def patience_start(cfg: TrainConfig) -> int:
+    """First epoch (0-based) that ``train.patience`` counts in: E1 when the schedule runs epochs after
+    E1, else 0. The same floor for every method: a KD student's KD phase gets its chance, and a method
+    without KD (whose E2 epochs are more reconstruction) is not stopped before a KD student could be.
+    Counting from epoch 0 for the latter stopped `camera` at epoch 7 with a validation IoU of 0 and
+    `global` / `ifkd-nokd` at 15 while `ifkd` trained 46 (the first `converged` run, 2026-12-01)."""
+    return cfg.epochs_recon if cfg.epochs_kd > 0 else 0
 
 
-def plateaued(epochs_done: int, epochs_since_best: int, cfg: TrainConfig, spec: ScheduleSpec) -> bool:
+def plateaued(epochs_done: int, epochs_since_best: int, cfg: TrainConfig) -> bool:
     """``train.patience`` (0 = off): after ``epochs_done`` epochs, validation IoU has not improved for
-    ``patience`` epochs and the last phase has run at least that many (see ``TrainConfig.patience``)."""
+    ``patience`` epochs and at least that many have run since :func:`patience_start`."""
     if cfg.patience <= 0:
         return False
-    in_phase = epochs_done - last_phase_start(cfg, spec)
-    return in_phase >= cfg.patience and min(epochs_since_best, in_phase) >= cfg.patience
+    counted = epochs_done - patience_start(cfg)
+    return counted >= cfg.patience and min(epochs_since_best, counted) >= cfg.patience
 
 
 def reached_max_steps(global_step: int, cfg: TrainConfig) -> bool:
