@@ -158,7 +158,9 @@ class Reconstructor:
         """What 'auto' framing means for this model: 'always' for a model trained only on pictures in
         the inference framing (``data.aug_frame`` = 1: every picture, R2N2 renders included, is framed
         as it learnt them), else 'auto' (keep what lies in the training renders' range)."""
-        return "always" if self.cfg.data.aug_frame >= 1.0 else "auto"
+        from ifkd.data.loader import frames_every_picture
+
+        return "always" if frames_every_picture(self.cfg.data) else "auto"
 
     def prepare_framed(
         self,

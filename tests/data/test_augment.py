@@ -343,6 +343,24 @@ def test_aug_frame_composes_with_the_jitter_and_sets_the_items_framing(tiny_data
     assert all(abs(float(off[i]["framing"][0]) - 1.0) < 1e-6 for i in range(4))  # no framing drawn
 
 
+def test_validation_and_evaluation_show_a_framed_models_renders_framed(tiny_dataset):
+    """A model trained with aug_frame = 1 is validated and evaluated on renders framed as inference frames
+    them (no jitter drawn); the others on the renders as stored."""
+    from ifkd.framing import always_framing_affine
+
+    framed = DataConfig(image_size=32, points_per_shape=64, aug_frame=1.0, aug_shift=0.2)
+    ds = make_dataset(tiny_dataset, "val", framed, with_voxels=False)  # augment=False: as validation reads
+    plain = make_dataset(tiny_dataset, "val", replace(framed, aug_frame=0.5), with_voxels=False)
+    for i in range(2):
+        key, view = ds.items[i]
+        alpha = load_image(shape_dir(tiny_dataset, key) / RENDER_DIR / ds.views[key][0][view])[..., 3]
+        affine = always_framing_affine(alpha)
+        assert np.allclose(ds[i]["framing"].numpy(), affine, atol=1e-6)  # the framing alone: no shift drawn
+        assert np.allclose(ds[i]["framing"].numpy(), ds[i]["framing"].numpy())  # deterministic
+        assert torch.equal(plain[i]["framing"], torch.tensor([1.0, 0.0, 0.0]))
+        assert not torch.allclose(ds[i]["image"], plain[i]["image"])
+
+
 def test_a_model_trained_on_framed_pictures_frames_every_picture(tiny_dataset):
     from ifkd.reconstruct import Reconstructor
 

@@ -111,6 +111,13 @@ change another's draw): background choice, flat colour (3), brightness, contrast
 inference framing"""
 
 
+def frames_every_picture(cfg: DataConfig) -> bool:
+    """Whether a model trained with ``cfg`` sees every picture in the inference framing (``aug_frame`` = 1):
+    then inference frames every picture ('always'), and validation and evaluation show the test renders
+    framed so too -- scored as a user's picture would be."""
+    return cfg.aug_frame >= 1.0
+
+
 def augmentations_on(cfg: DataConfig) -> bool:
     """Whether any training augmentation of ``cfg`` is switched on."""
     return any(
@@ -347,6 +354,12 @@ class ShapeViewDataset(Dataset):
                 aug = draw_augmentation(self.cfg, np.random.default_rng([*key, AUGMENT_STREAM]))
                 if aug.frame and (affine := self._framing_affine(key_name, view_idx, names[view_idx])):
                     aug = aug.with_framing(affine)
+                item["image"] = augment_image(self._premultiplied(key_name, view_idx, names[view_idx]), aug)
+                item["framing"] = aug.framing
+            elif frames_every_picture(self.cfg) and (
+                affine := self._framing_affine(key_name, view_idx, names[view_idx])
+            ):  # as inference shows pictures to this model: framed, nothing drawn
+                aug = Augmentation((float(self.cfg.background),) * 3).with_framing(affine)
                 item["image"] = augment_image(self._premultiplied(key_name, view_idx, names[view_idx]), aug)
                 item["framing"] = aug.framing
             else:
