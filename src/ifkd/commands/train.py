@@ -157,8 +157,6 @@ def cmd_train_student(args: argparse.Namespace) -> int:
     spec = METHODS.get(args.method)
     if spec is None:
         raise InputError(f"--method {args.method!r}: unknown; choose from {', '.join(sorted(METHODS))}")
-    if getattr(spec, "uses_kd", False) and args.teacher is None:
-        raise InputError(
-            f"--method {args.method} distils from a teacher: pass --teacher RUN (see `ifkd train teacher`)"
-        )
+    # A KD method without --teacher is refused by train() once the config is resolved: with
+    # train.epochs_kd=0 (e.g. fine-tuning with train.init_from) it needs none.
     return _run(args, args.method, args.teacher)

@@ -99,7 +99,10 @@ def train(
         teacher, teacher_dim, notes = None, None, []
         if needs_teacher(cfg.train, spec):
             if teacher_run is None:
-                raise InputError(f"method {cfg.method!r} distils from a teacher: pass --teacher RUN")
+                raise InputError(
+                    f"method {cfg.method!r} distils from a teacher: pass --teacher RUN (see `ifkd train "
+                    "teacher`), or train.epochs_kd=0"
+                )
             teacher = _load_teacher(Path(teacher_run), cfg, spec, ctx.device)
             teacher_dim = int(teacher.feature_dim)
             notes.append(f"teacher: {teacher_run} (z2 dim {teacher_dim}, frozen)")
