@@ -265,6 +265,9 @@ def test_resume_a_run_saved_before_a_config_field_existed(tmp_path):
     save_file(tensors, str(path), metadata=meta)
     with pytest.raises(InputError, match="lr_final"):
         run_fake(tmp_path / "b", tiny_config(lr_final=0.5), resume=True)
+    # stopped again after the upgrade: config.json now lists every field, and so must the next 'last'
+    mid, _ = run_fake(tmp_path / "b", tiny_config(max_steps=5), resume=True)
+    assert mid["status"] == "max_steps" and "lr_final" in json.loads(run.config.read_text())["train"]
     result, resumed = run_fake(tmp_path / "b", cfg, resume=True)
     assert result["status"] == "completed"
     assert_same_weights(straight, resumed)

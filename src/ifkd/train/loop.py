@@ -164,6 +164,9 @@ class Trainer:
         if resuming:
             self.state = load_last(run, method, self.optimizer)
             restore_rng(self.state.rng)
+            # _prepare_run_dir checked this config against the checkpoint and rewrote config.json with
+            # every field of this version: the next checkpoint's hash must cover those same fields
+            self.state.config_hash = config_hash(cfg)
         else:
             self.state = TrainState(
                 cfg.method, config_hash(cfg), world_size=ctx.world_size, teacher_dim=teacher_dim
