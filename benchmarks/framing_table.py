@@ -168,6 +168,50 @@ def score(mesh, gt, samples: int = SURFACE_SAMPLES) -> dict[str, float]:
     return {"chamfer_l1_x10": m["chamfer_l1_x10"], "iou": m["iou"], "empty": m["empty"]}
 
 
+def object_box(rgba: np.ndarray) -> tuple[float, float, float] | None:
+    """The object's box in an image (found as ``ifkd.framing`` finds it) as (centre x, centre y, longest
+    side) in the normalised [-1, 1] coordinates of the projection, or None when no object is found."""
+    from ifkd.framing import bounding_box, find_object
+
+    found = find_object(rgba)
+    box = bounding_box(found.mask)
+    if box is None:
+        return None
+    h, w = found.mask.shape
+    left, top, right, bottom = box
+    side = 2.0 * max((right - left) / w, (bottom - top) / h)
+    return (left + right) / w - 1.0, (top + bottom) / h - 1.0, side
+
+
+def picture_affine(render: np.ndarray, shown: np.ndarray) -> tuple[float, float, float]:
+    """(s, tx, ty): the 2-D similarity u -> s u + t taking the object's box in the render to its box in
+    the picture the model was shown (the condition, then the framing), normalised coordinates."""
+    a, b = object_box(render), object_box(shown)
+    if a is None or b is None:
+        return 1.0, 0.0, 0.0
+    s = b[2] / a[2]
+    return s, b[0] - s * a[0], b[1] - s * a[1]
+
+
+def undo_picture_affine(mesh, affine: tuple[float, float, float]):
+    """A view-frame mesh (OpenGL axes: x right, y up, object centre at the origin) of a picture whose
+    object was moved by ``affine`` in the image -> the mesh of the render's own framing: a picture
+    scaled by s about its centre and shifted by t shows, at the nominal camera distance D and focal f
+    (weak perspective), the object scaled by s about its centre and moved by (t_x, -t_y) D / f. Used to
+    score the shape whatever the picture's scale -- which a single picture cannot tell (a smaller object
+    or a farther one) -- beside the absolute-scale score."""
+    from ifkd.geometry.camera import CAM_MAX_DIST, NOMINAL_DISTANCE_RATIO, NORMALISED_FOCAL
+
+    s, tx, ty = affine
+    out = mesh.copy()
+    if len(out.vertices):
+        lateral = NOMINAL_DISTANCE_RATIO * CAM_MAX_DIST / NORMALISED_FOCAL
+        v = np.asarray(out.vertices, dtype=np.float64)
+        v = (v - np.array([tx * lateral, -ty * lateral, 0.0])) / s
+        out.vertices = v
+    return out
+
+
 # ---------------------------------------------------------------------------------------------- run
 def cached_rows(path: Path | None) -> dict[tuple, dict]:
     """Rows already measured (``--data``'s rows file: a rerun after an interruption skips them)."""
@@ -194,6 +238,8 @@ def measure(
     import hashlib
 
     from ifkd.data.format import RENDER_DIR, load_image, read_views, shape_dir
+    from ifkd.data.loader import image_to_tensor
+    from ifkd.framing import frame_image
     from ifkd.geometry.camera import view_transform
     from ifkd.reconstruct import to_object_frame, view_rotation_gl
 
@@ -213,20 +259,27 @@ def measure(
 
             scored: dict[str, dict] = {}  # model input's digest -> its score (one reconstruction each)
 
-            def run(tensor, distance=None, R=R, gt=gt, scored=scored):
+            def run(tensor, shown=None, distance=None, R=R, gt=gt, scored=scored, rgba=rgba):
                 digest = hashlib.sha1(tensor.numpy().tobytes()).hexdigest() + f"/{distance}"
                 if digest not in scored:
                     (out,) = rec.reconstruct(tensor[None], resolution=resolution, distance=distance)
                     scored[digest] = score(to_object_frame(out.mesh, R), gt)
+                    if shown is not None:  # the shape, with the picture's move of the object undone
+                        affine = picture_affine(rgba, shown)
+                        undone = score(to_object_frame(undo_picture_affine(out.mesh, affine), R), gt)
+                        scored[digest] |= {"shape": undone, "affine": list(affine)}
                 return scored[digest]
 
             row = {"set": subset, "shape": key, "view": v}
-            row["reference"] = run(rec.prepare(rgba, reframe=False), views[v].distance)
+            row["reference"] = run(rec.prepare(rgba, reframe=False), distance=views[v].distance)
             for name, image in conditions(rgba).items():
-                row[f"{name}/off"] = run(rec.prepare(image, reframe=False))
+                row[f"{name}/off"] = run(rec.prepare(image, reframe=False), image)
                 for mode in ("always", "auto"):
-                    tensor, info = rec.prepare_framed(image, reframe_mode=mode)
-                    row[f"{name}/{mode}"] = run(tensor)
+                    # as Reconstructor.prepare_framed frames (its 'auto' is 'always' for a model trained
+                    # on framed pictures), keeping the framed picture to measure its object's move
+                    framed, info = frame_image(image, mode=rec.framing_mode if mode == "auto" else mode)
+                    tensor = image_to_tensor(framed, rec.cfg.data.image_size, rec.cfg.data.background)
+                    row[f"{name}/{mode}"] = run(tensor, framed)
                     row[f"{name}/framing_{mode}"] = info.as_dict()
             rows.append(row)
             keep_row(cache, row)
@@ -256,6 +309,14 @@ def summarise(rows: list[dict]) -> dict:
                         "median": float(np.median([r[col][metric] for r in sel])),
                     }
                     for metric in ("chamfer_l1_x10", "iou")
+                }
+                | {
+                    f"shape_{metric}": {
+                        "mean": float(np.mean([r[col]["shape"][metric] for r in sel])),
+                        "median": float(np.median([r[col]["shape"][metric] for r in sel])),
+                    }
+                    for metric in ("chamfer_l1_x10", "iou")
+                    if all("shape" in r[col] for r in sel)
                 }
                 for col in cols
             }
@@ -328,6 +389,29 @@ def markdown(summary: dict, meta: dict) -> str:
                 + f" | {kept['centre']} / {kept['size']} of {s['n']} |"
             )
         lines.append("")
+        if "shape_chamfer_l1_x10" in s[f"{CONDITIONS[0]}/off"]:
+            as_is = s["as_rendered/off"]["shape_chamfer_l1_x10"]["mean"]
+            lines += [
+                f"**{subset}, the shape whatever the picture's scale**: the same reconstructions with the "
+                "object's move in the picture undone (`undo_picture_affine`: its box in the render vs in the "
+                "picture the model was shown; weak perspective at the nominal distance) before scoring, as a "
+                "single picture cannot tell a smaller object from a farther one. Chamfer-L1 x10 mean "
+                f"(median); in brackets the ratio to the as-rendered, unframed {as_is:.3f}.",
+                "",
+                "| input | off | always | auto | IoU off | IoU always | IoU auto |",
+                "|---|---:|---:|---:|---:|---:|---:|",
+            ]
+            for c in CONDITIONS:
+                cd = [s[f"{c}/{f}"]["shape_chamfer_l1_x10"] for f in SETTINGS]
+                iou = [s[f"{c}/{f}"]["shape_iou"]["mean"] for f in SETTINGS]
+                lines.append(
+                    f"| {names[c]} | "
+                    + " | ".join(f"{m['mean']:.3f} ({m['median']:.3f}) [{m['mean'] / as_is:.2f}]" for m in cd)
+                    + " | "
+                    + " | ".join(f"{v:.3f}" for v in iou)
+                    + " |"
+                )
+            lines.append("")
     return "\n".join(lines) + "\n"
 
 
@@ -338,6 +422,7 @@ def main() -> int:
     ap.add_argument("--synth-views", type=int, default=2)
     ap.add_argument("--real-views", type=int, default=4)
     ap.add_argument("--resolution", type=int, default=64)
+    ap.add_argument("--name", default="framing", help="results file stem (benchmarks/results/NAME.{json,md})")
     args = ap.parse_args()
     import torch
 
@@ -366,7 +451,7 @@ def main() -> int:
     }
     summary = summarise(rows)
     md = markdown(summary, meta)
-    write_results("framing", {**meta, "summary": summary, "rows": rows}, md)
+    write_results(args.name, {**meta, "summary": summary, "rows": rows}, md)
     print(md)
     return 0
 

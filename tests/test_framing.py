@@ -393,3 +393,33 @@ def test_cli_keeps_a_well_framed_render_and_reframe_always_does_not(car, tmp_pat
     with pytest.raises(SystemExit) as exit_info:  # argparse refuses the pair before anything runs
         main([*base, "--out", str(tmp_path / "both"), "--reframe-always", "--no-reframe"])
     assert exit_info.value.code == 2 and "not allowed with argument" in capsys.readouterr().err
+
+
+def test_the_framing_tables_shape_score_undoes_the_pictures_move_of_the_object(car):
+    """benchmarks/framing_table.py scores the shape whatever the picture's scale: the object's move from
+    the render to the picture shown (its box) is measured, and undone on the view-frame mesh."""
+    import trimesh
+
+    bench = _bench()
+    rgba = car[0]
+    s, tx, ty = bench.picture_affine(rgba, bench.shrunk(rgba))
+    assert s == pytest.approx(2 / 3, abs=0.03) and abs(tx) < 0.03 and abs(ty) < 0.03  # about the centre
+    s, tx, ty = bench.picture_affine(rgba, bench.off_centre(rgba))
+    assert s == pytest.approx(0.5, abs=0.02) and tx > 0.3 and ty < -0.3  # smaller, to the right and up
+    assert bench.picture_affine(rgba, rgba) == pytest.approx((1.0, 0.0, 0.0))
+    framed, _ = frame_image(bench.off_centre(rgba), mode="always")
+    s_f = bench.picture_affine(rgba, framed)[0]
+    assert s_f == pytest.approx(bench.picture_affine(rgba, frame_image(rgba, mode="always")[0])[0], rel=0.03)
+
+    # a picture's object shrunk by s and moved right/down by t shows, at the nominal distance, the
+    # object scaled by s and moved right/down (GL: +x, -y): undoing gives back the render's object
+    box = trimesh.creation.box(extents=(0.4, 0.3, 0.2))
+    s, tx, ty = 0.6, 0.2, 0.1
+    from ifkd.geometry.camera import CAM_MAX_DIST, NOMINAL_DISTANCE_RATIO, NORMALISED_FOCAL
+
+    lateral = NOMINAL_DISTANCE_RATIO * CAM_MAX_DIST / NORMALISED_FOCAL
+    seen = box.copy()
+    seen.vertices = box.vertices * s + np.array([tx * lateral, -ty * lateral, 0.0])
+    back = bench.undo_picture_affine(seen, (s, tx, ty))
+    assert np.allclose(back.vertices, box.vertices, atol=1e-9)
+    assert np.allclose(seen.vertices, box.vertices * s + np.array([tx * lateral, -ty * lateral, 0.0]))  # copy
