@@ -487,3 +487,33 @@ def test_real_protocol_scores_the_shipped_model_on_an_unseen_folder(tmp_path, ca
     assert saved["dataset"]["import"]["n_skipped"] == 1
     assert not (out / "runs").exists()
     assert key in (out / "RESULTS.md").read_text()
+
+
+def test_every_table_says_how_it_was_scored_and_earlier_protocol_claims_are_marked(tmp_path):
+    """A results.json scored before exact labels existed (its per_shape.csv has no iou_exact_labels) is
+    labelled the earlier protocol, and so are the claims resting on it; one with exact labels says so, with
+    its sample counts."""
+    from ifkd.bench.tables import evaluation_protocol
+
+    old = tmp_path / "results" / "cpu" / "seen"
+    new = tmp_path / "results" / "converged" / "seen"
+    for folder, header, row in (
+        (old, "shape,iou", "a,0.5"),
+        (new, "shape,iou,iou_exact_labels,gt_surface_samples", "a,0.5,1.0,100000.0"),
+    ):
+        runs = [fake_run("ifkd", 0, 0.6), fake_run("ifkd-nokd", 0, 0.5)]
+        for run in runs:
+            (folder / run["eval_dir"]).mkdir(parents=True)
+            (folder / run["eval_dir"] / "per_shape.csv").write_text(f"{header}\n{row}\n")
+        results = fake_results("seen", runs)
+        results["budget"] = folder.parent.name
+        (folder / "results.json").write_text(json.dumps(results))
+    assert evaluation_protocol(json.loads((old / "results.json").read_text()), None) is None
+    assert "earlier protocol" in evaluation_protocol(json.loads((old / "results.json").read_text()), old)
+    line = evaluation_protocol(json.loads((new / "results.json").read_text()), new)
+    assert "exact labels" in line and "100,000 ground-truth and 100,000 predicted" in line
+    text = write_results_md(tmp_path).read_text()
+    assert text.index("# Budget `converged`") < text.index("# Budget `cpu`")
+    converged, cpu = text.split("\n# Budget `cpu`", 1)
+    assert "earlier protocol" not in converged and "exact labels" in converged
+    assert "*Scored under the earlier protocol (seen" in cpu

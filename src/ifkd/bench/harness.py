@@ -328,7 +328,7 @@ class Results:
         if self.doc.get("equal_time_runs"):
             self.doc["equal_time"] = aggregate(self.doc["equal_time_runs"])
         atomic_write_json(self.out / "results.json", self.doc)
-        atomic_write_text(self.out / "RESULTS.md", protocol_markdown(self.doc))
+        atomic_write_text(self.out / "RESULTS.md", protocol_markdown(self.doc, base=self.out))
 
 
 # ------------------------------------------------------------------------------------------ realsplit

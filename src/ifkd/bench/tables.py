@@ -71,7 +71,8 @@ GEN_KEYS = (
     "empty",
     *NONEMPTY_KEYS,
 )
-BUDGET_ORDER = {"smoke": 0, "cpu": 1, "full": 2}
+BUDGET_ORDER = {"smoke": 0, "converged": 1, "cpu": 2, "full": 3}
+"""``converged`` first: every baseline trained until it stopped improving, scored with exact labels"""
 PROTOCOL_ORDER = {"seen": 0, "unseen": 1, "real": 2, "realsplit": 3}
 REALSPLIT_KEYS = ("iou", "chamfer_l1_x10", "fscore_1", "normal_consistency", "empty", *NONEMPTY_KEYS)
 """`realsplit`'s columns: IoU, Chamfer-L1 x10, F@1%, normal consistency, the empty-mesh share, and the
@@ -227,6 +228,43 @@ def run_label(results: Mapping) -> str:
     return f"trained on {where}" + (f", {span} optimiser steps per run" if span else "")
 
 
+def evaluation_protocol(results: Mapping, base: str | Path | None) -> str | None:
+    """One line on how the runs of a results.json were scored, read from a run's ``per_shape.csv`` under
+    ``base`` (its folder): exact IoU labels and the ground-truth surface sample count (issue #17's
+    protocol), or the earlier one -- labels looked up in the 128^3 voxels -- whose figures do not compare
+    with the exact-label ones. None when no per-shape file is at hand."""
+    import csv
+
+    if base is None:
+        return None
+    for run in results.get("runs", []):
+        path = Path(base) / str(run.get("eval_dir") or "") / "per_shape.csv"
+        if not run.get("eval_dir") or not path.is_file():
+            continue
+        with path.open(newline="") as fh:
+            row = next(csv.DictReader(fh), None)
+        if row is None:
+            continue
+        overrides = dict(o.split("=", 1) for o in results.get("budget_settings", {}).get("overrides", []))
+        iou_points = int(overrides.get("eval.iou_points", 100_000))
+        if "iou_exact_labels" not in row:
+            return (
+                "- evaluation: **earlier protocol** -- IoU labels looked up in the 128³ voxel grid, "
+                f"{iou_points:,} IoU points (per_shape.csv has no `iou_exact_labels`): thin parts score low "
+                "even when perfect; do not compare these figures with exact-label tables"
+            )
+        if not float(row["iou_exact_labels"]):
+            return "- evaluation: IoU labels from the 128³ voxels (data made before exact labels were stored)"
+        samples = int(float(row.get("gt_surface_samples") or 0))
+        predicted = int(overrides.get("eval.surface_points", 100_000))
+        return (
+            "- evaluation: IoU at the uniform points stored with the data, exact labels; Chamfer-L1 / "
+            f"F-score / NC with {samples:,} ground-truth and {predicted:,} predicted surface samples; ECD "
+            "from meshes extracted on one common object-frame grid for every method"
+        )
+    return None
+
+
 def realsplit_sections(results: Mapping) -> list[str]:
     """`realsplit`: the arms (data, weight, steps), per test set a table of arm x method (class means,
     mean ± std over seeds), then the paired mix − procedural differences per seed and their mean."""
@@ -284,9 +322,12 @@ def realsplit_sections(results: Mapping) -> list[str]:
     return parts
 
 
-def protocol_markdown(results: Mapping, link_prefix: str = "", folder: str = "") -> str:
+def protocol_markdown(
+    results: Mapping, link_prefix: str = "", folder: str = "", base: str | Path | None = None
+) -> str:
     """All tables of one results.json (one budget, one protocol); ``folder`` names a results folder other
-    than the protocol's own in the title."""
+    than the protocol's own in the title; ``base`` is the results.json's folder (for
+    :func:`evaluation_protocol`)."""
     table, runs, proto = _table(results), results.get("runs", []), results.get("protocol")
     arms = ""
     if proto == "realsplit":
@@ -299,6 +340,9 @@ def protocol_markdown(results: Mapping, link_prefix: str = "", folder: str = "")
         + f" ({run_label(results)})"
     )
     parts = [title, "", header(results)]
+    scored = evaluation_protocol(results, base)
+    if scored:
+        parts[-1] = parts[-1].rstrip("\n") + "\n" + scored + "\n"
     ds = results.get("dataset", {})
     if proto == "realsplit":
         return "\n".join([*parts, *realsplit_sections(results)]) + "\n"
@@ -369,18 +413,31 @@ def write_results_md(bench_root: str | Path, out: str | Path | None = None) -> P
                 prefix = os.path.relpath(path.parent, out.parent) + "/"
                 folder = "" if path.parent.name == proto else path.parent.name
                 parts += [
-                    protocol_markdown(data, prefix, folder),
+                    protocol_markdown(data, prefix, folder, path.parent),
                     f"Source: `{os.path.relpath(path, out.parent)}`",
                     "",
                 ]
-        main = {p: _main_result(p, found)[1] for p, found in protos.items()}
+        main_found = {p: _main_result(p, found) for p, found in protos.items()}
+        main = {p: data for p, (_, data) in main_found.items()}
+        earlier = sorted(
+            p
+            for p, (path, data) in main_found.items()
+            if (evaluation_protocol(data, path.parent) or "").startswith("- evaluation: **earlier")
+        )
         if "seen" in main and "unseen" in main:
             parts += [
                 "## Generalisation gap (seen − unseen IoU)",
                 "",
                 gap_table(main["seen"], main["unseen"]),
             ]
-        parts += ["## The paper's claims on this budget", "", claims_section(main)]
+        parts += ["## The paper's claims on this budget", ""]
+        if earlier:
+            parts += [
+                f"*Scored under the earlier protocol ({', '.join(earlier)}: IoU labels from the 128³ "
+                "voxels): read these beside the `converged` budget's paragraphs (exact labels).*",
+                "",
+            ]
+        parts.append(claims_section(main))
     from ifkd.report.markdown import relink_images  # here: the report package loads plotting
 
     for name in PROTOCOL_NOTES:  # one-off protocol comparisons kept beside the budgets' tables
