@@ -40,7 +40,7 @@ import trimesh
 
 from ifkd.config import Config
 from ifkd.data.format import load_image
-from ifkd.data.loader import image_to_tensor
+from ifkd.data.loader import framed_for_model, frames_every_picture, image_to_tensor
 from ifkd.device import resolve_device
 from ifkd.extract.marching_cubes import extract_mesh
 from ifkd.extract.mise import DEFAULT_HALF, coarse_to_fine, dense_grid
@@ -158,8 +158,6 @@ class Reconstructor:
         """What 'auto' framing means for this model: 'always' for a model trained only on pictures in
         the inference framing (``data.aug_frame`` = 1: every picture, R2N2 renders included, is framed
         as it learnt them), else 'auto' (keep what lies in the training renders' range)."""
-        from ifkd.data.loader import frames_every_picture
-
         return "always" if frames_every_picture(self.cfg.data) else "auto"
 
     def prepare_framed(
@@ -307,12 +305,15 @@ class Reconstructor:
         return out
 
     # -- several views with known poses ---------------------------------------------------------
-    def fused_field_fn(self, code, poses: Sequence[Viewpoint], fusion: str = "mean"):
+    def fused_field_fn(
+        self, code, poses: Sequence[Viewpoint], fusion: str = "mean", framings: torch.Tensor | None = None
+    ):
         """A numpy field fn(points (N, 3) in the OBJECT frame) -> fused occupancy probabilities (N,).
 
         Every point goes into every view: R_i p (view-aligned, OpenCV axes) at the view's distance for
         view-frame methods, p itself for object-frame ones; the per-view logits (V, N) are fused by
-        ``fusion`` (:data:`FUSION_RULES`)."""
+        ``fusion`` (:data:`FUSION_RULES`). ``framings`` (V, 3): each view's framing (s, dx, dy) for a model
+        that reads pictures framed (:func:`ifkd.data.loader.framed_for_model`); None: identity."""
         if fusion not in FUSION_RULES:
             raise ValueError(f"fusion {fusion!r}: choose one of {', '.join(FUSION_RULES)}")
         n_views = len(poses)
@@ -331,7 +332,8 @@ class Reconstructor:
                 p = p.to(self.device)[None].expand(n_views, -1, -1)
                 if view:
                     p = p @ R.transpose(1, 2)  # rows R_i p
-                logits = self.model.decode(code, p, d).float()  # (V, n)
+                framed = {} if framings is None else {"framing": framings.to(self.device)}
+                logits = self.model.decode(code, p, d, **framed).float()  # (V, n)
                 out.append(torch.sigmoid(fuse_logits(logits, fusion)).cpu().numpy())
             return np.concatenate(out) if out else np.zeros(0, np.float32)
 
@@ -351,7 +353,9 @@ class Reconstructor:
 
         Each image's own camera is its pose (azimuth, elevation and distance ratio: the metadata's, or
         the nominal 0.775 when unknown), so the images are read as they are -- never reframed: the pose
-        only describes the R2N2 framing it was rendered with. ``fusion``: the rule that fuses the
+        only describes the R2N2 framing it was rendered with. (A model trained on framed pictures,
+        ``data.aug_frame`` = 1, reads each picture framed with the projection following the framing, as
+        it learnt; tensors stay as they are.) ``fusion``: the rule that fuses the
         per-view predictions (default :data:`DEFAULT_FUSION`; see :data:`FUSION_RULES`)."""
         if self.model.input_kind != "image":
             raise ValueError(f"method {self.cfg.method!r} reconstructs from voxel grids, not from images")
@@ -359,12 +363,18 @@ class Reconstructor:
         if n == 0 or len(poses) != n:
             raise ValueError(f"{n} image(s) but {len(poses)} pose(s): give one pose per image (and an image)")
         timer = Timer()
+        framings = None
         with timer.stage("load"):
-            batch, _ = self._batch(images, reframe=False, foreground_ratio=None)
+            if frames_every_picture(self.cfg.data) and not isinstance(images, torch.Tensor):
+                # a model trained on framed pictures: each shown framed, its projection following
+                shown = [framed_for_model(self.load(image), self.cfg.data) for image in images]
+                batch, framings = torch.stack([x for x, _ in shown]), torch.stack([f for _, f in shown])
+            else:
+                batch, _ = self._batch(images, reframe=False, foreground_ratio=None)
         with timer.stage("encode"):
             code = self.encode(batch)
         with timer.stage("query+mc"):
-            fn = self.fused_field_fn(code, list(poses), fusion or DEFAULT_FUSION)
+            fn = self.fused_field_fn(code, list(poses), fusion or DEFAULT_FUSION, framings)
             mesh, queries = self.extract(fn, resolution, threshold, dense)
         thr = self.cfg.eval.threshold if threshold is None else threshold
         rec = Reconstruction(mesh, "object", queries, dict(timer.times), mesh_object=mesh, threshold=thr)

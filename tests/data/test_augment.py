@@ -19,6 +19,7 @@ from ifkd.data.loader import (
     augment_image,
     augmentations_on,
     draw_augmentation,
+    framed_for_model,
     image_to_tensor,
     make_dataset,
     premultiplied,
@@ -359,6 +360,39 @@ def test_validation_and_evaluation_show_a_framed_models_renders_framed(tiny_data
         assert np.allclose(ds[i]["framing"].numpy(), ds[i]["framing"].numpy())  # deterministic
         assert torch.equal(plain[i]["framing"], torch.tensor([1.0, 0.0, 0.0]))
         assert not torch.allclose(ds[i]["image"], plain[i]["image"])
+        rgba = load_image(shape_dir(tiny_dataset, key) / RENDER_DIR / ds.views[key][0][view])
+        image, framing = framed_for_model(rgba, framed)  # the one rule evaluation and several views use
+        assert torch.equal(image, ds[i]["image"]) and torch.equal(framing, ds[i]["framing"])
+
+
+def test_a_framed_models_known_pose_reconstruction_projects_through_the_framing(tiny_dataset):
+    """reconstruct_views (what `ifkd evaluate` and several views use) shows a model trained with
+    aug_frame = 1 each picture framed and hands the framing to its decoder, as validation does."""
+    from ifkd.data.format import read_views
+    from ifkd.methods import build_method, method_config
+    from ifkd.reconstruct import Reconstructor
+
+    cfg = method_config("ifkd-nokd", get_preset("tiny"))
+    cfg = replace(cfg, data=replace(cfg.data, aug_frame=1.0))
+    model = build_method("ifkd-nokd", cfg).eval()
+    seen = []
+    decode = model.decode
+
+    def spy(code, points, distance=None, framing=None):
+        seen.append(framing)
+        return decode(code, points, distance, framing)
+
+    model.decode = spy
+    key = make_dataset(tiny_dataset, "val", cfg.data).shape_keys[0]
+    names, views = read_views(shape_dir(tiny_dataset, key) / RENDER_DIR)
+    rgba = load_image(shape_dir(tiny_dataset, key) / RENDER_DIR / names[0])
+    Reconstructor(model, cfg).reconstruct_views([rgba], [views[0]], resolution=8)
+    expected = framed_for_model(rgba, cfg.data)[1]
+    assert seen and all(f is not None and torch.allclose(f[0].cpu(), expected) for f in seen)
+    seen.clear()
+    plain = replace(cfg, data=replace(cfg.data, aug_frame=0.0))
+    Reconstructor(model, plain).reconstruct_views([rgba], [views[0]], resolution=8)
+    assert seen and all(f is None for f in seen)  # the others read pictures as they are
 
 
 def test_a_model_trained_on_framed_pictures_frames_every_picture(tiny_dataset):

@@ -234,6 +234,20 @@ def augment_image(premul: torch.Tensor, aug: Augmentation) -> torch.Tensor:
     return colour_jitter(img, aug.brightness, aug.contrast, aug.saturation)
 
 
+def framed_for_model(rgba: np.ndarray, data: DataConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """A picture as a model trained with ``aug_frame`` = 1 reads it when its pose is known (validation,
+    evaluation, several views): RGBA uint8 (H, W, 4) -> (the image in the inference framing (3, S, S),
+    that framing (3,) = (s, dx, dy), which the projection then follows -- as in training, without the
+    jitter). A picture without transparency, or with no object in it, is shown as it is (identity)."""
+    affine = always_framing_affine(rgba[..., 3]) if (rgba[..., 3] < 255).any() else None
+    if affine is None:
+        return image_to_tensor(rgba, data.image_size, data.background), torch.tensor(IDENTITY_FRAMING)
+    rgb, alpha = premultiplied(rgba, data.image_size)
+    premul = torch.from_numpy(np.concatenate([rgb, alpha], axis=-1).transpose(2, 0, 1).copy())
+    aug = Augmentation((float(data.background),) * 3).with_framing(affine)
+    return augment_image(premul, aug), aug.framing
+
+
 LABEL_RESOLUTION = 128
 """voxel grid that labels the extra uniform points (cell size 1/128 of the unit box)"""
 
@@ -356,12 +370,9 @@ class ShapeViewDataset(Dataset):
                     aug = aug.with_framing(affine)
                 item["image"] = augment_image(self._premultiplied(key_name, view_idx, names[view_idx]), aug)
                 item["framing"] = aug.framing
-            elif frames_every_picture(self.cfg) and (
-                affine := self._framing_affine(key_name, view_idx, names[view_idx])
-            ):  # as inference shows pictures to this model: framed, nothing drawn
-                aug = Augmentation((float(self.cfg.background),) * 3).with_framing(affine)
-                item["image"] = augment_image(self._premultiplied(key_name, view_idx, names[view_idx]), aug)
-                item["framing"] = aug.framing
+            elif frames_every_picture(self.cfg):  # as this model reads a picture of known pose
+                rgba = load_image(shape_dir(self.root, key_name) / RENDER_DIR / names[view_idx])
+                item["image"], item["framing"] = framed_for_model(rgba, self.cfg)
             else:
                 item["image"] = self._image(key_name, view_idx, names[view_idx])
                 item["framing"] = torch.tensor(IDENTITY_FRAMING, dtype=torch.float32)

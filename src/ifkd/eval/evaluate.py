@@ -38,6 +38,7 @@ from tqdm import tqdm
 from ifkd.data.format import (
     RENDER_DIR,
     SHAPE_FILE,
+    load_image,
     read_eval_surface,
     read_index,
     read_iou_points,
@@ -45,7 +46,7 @@ from ifkd.data.format import (
     read_views,
     shape_dir,
 )
-from ifkd.data.loader import model_input
+from ifkd.data.loader import frames_every_picture, model_input
 from ifkd.engine import Failed, check_scheduler, run_tasks
 from ifkd.eval.metrics import evaluate_mesh, iou_voxels, voxelize_mesh_occupancy
 from ifkd.geometry.camera import NOMINAL_DISTANCE_RATIO, view_transform
@@ -187,6 +188,8 @@ def _evaluate_shape(rec: Reconstructor, root: Path, key: str, opts: EvalOptions)
             # and the global codes' own): the metrics are rotation-invariant, and ECD then measures the
             # prediction, not the staircase of a grid turned with the view.
             pose = view if opts.known_distance else replace(view, distance_ratio=NOMINAL_DISTANCE_RATIO)
+            if frames_every_picture(cfg.data):  # the render as this model reads pictures: framed
+                inp = [load_image(folder / RENDER_DIR / names[v])]
             out = rec.reconstruct_views(inp, [pose], resolution=opts.resolution)
         else:
             distance = view.distance if opts.known_distance else None
