@@ -265,3 +265,19 @@ def test_a_two_worker_dask_cluster_runs_synth_import_and_evaluate(tmp_path, caps
         assert _rows(tmp_path / "cluster" / "per_shape.csv") == _rows(tmp_path / "serial" / "per_shape.csv")
         summaries = [json.loads((tmp_path / d / "summary.json").read_text()) for d in ("serial", "cluster")]
         assert summaries[0] == summaries[1] and summaries[0]["n"] == 6
+
+
+def test_processes_ifkd_starts_keep_their_malloc_heap_unless_the_user_chose(monkeypatch):
+    """ifkd's CLI hands its children (benchmark and Dask workers) glibc settings that stop large tensors
+    from being mmapped and page-faulted in every step; a value the user set is kept."""
+    import subprocess
+    import sys
+
+    from ifkd import cli
+
+    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_", raising=False)
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "5")
+    cli.keep_malloc_heap_for_children()
+    code = "import os; print(os.environ['MALLOC_MMAP_THRESHOLD_'], os.environ['MALLOC_TRIM_THRESHOLD_'])"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == [cli.MALLOC_KEEP["MALLOC_MMAP_THRESHOLD_"], "5"]
