@@ -225,6 +225,31 @@ def test_end_to_end_teacher_then_ifkd_student_with_exact_resume(tmp_path):
     with pytest.raises(InputError, match="distils from a teacher"):
         train(student_cfg, data, tmp_path / "c", device="cpu", progress=False)
 
+    # The student records which teacher weights it distilled from; a teacher with other weights (trained
+    # further, or replaced) is refused on resume, and the benchmark sets such a run aside and retrains.
+    import shutil
+
+    from ifkd.bench.runs import set_aside, teacher_stale
+    from ifkd.train.checkpoint import load_tensors, read_metadata, save_tensors, teacher_identity
+
+    recorded = json.loads(RunDir(tmp_path / "b").teacher.read_text())
+    assert recorded == teacher_identity(tmp_path / "teacher")
+    assert teacher_stale(tmp_path / "b", tmp_path / "teacher") is None
+    shutil.copytree(tmp_path / "teacher", tmp_path / "teacher2")
+    best = RunDir(tmp_path / "teacher2").weights("best")
+    tensors = load_tensors(best)
+    name = next(iter(tensors))
+    tensors[name] = tensors[name] + 0.01
+    save_tensors(best, tensors, read_metadata(best))
+    before = RunDir(tmp_path / "b").weights("last").read_bytes()
+    with pytest.raises(InputError, match="has other weights"):
+        train(student_cfg, data, tmp_path / "b", teacher_run=tmp_path / "teacher2", resume=True, device="cpu")
+    assert RunDir(tmp_path / "b").weights("last").read_bytes() == before  # nothing was written
+    assert "has other weights" in teacher_stale(tmp_path / "b", tmp_path / "teacher2")
+    aside = set_aside(tmp_path / "b")
+    assert aside.name == "b.stale-1" and RunDir(aside).weights("last").is_file()
+    assert not (tmp_path / "b").exists()
+
 
 def test_cosine_learning_rate_curve_and_unknown_schedule(tmp_path):
     from ifkd.train.schedule import learning_rate, planned_steps

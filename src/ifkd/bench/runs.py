@@ -138,6 +138,28 @@ def run_finished(run_dir: str | Path, cfg) -> bool:
     return st.epoch >= total_epochs(cfg.train) or plateaued(st.epoch, st.epochs_since_best, cfg.train)
 
 
+def teacher_stale(run_dir: str | Path, teacher_run: str | Path) -> str | None:
+    """Why a KD student's run folder is stale (it recorded a teacher whose weights differ from
+    ``teacher_run``'s now: the teacher was trained further or replaced), or None."""
+    from ifkd.train.checkpoint import RunDir, teacher_changed, teacher_identity
+
+    run = RunDir(Path(run_dir))
+    if not run.teacher.is_file() or not RunDir(Path(teacher_run)).weights("best").is_file():
+        return None
+    return teacher_changed(run, teacher_identity(teacher_run))
+
+
+def set_aside(run_dir: str | Path) -> Path:
+    """Rename a stale run folder to ``<name>.stale-N`` (the first free N) and return the new path:
+    nothing written is lost, and the benchmark trains the run again in the old place."""
+    run_dir = Path(run_dir)
+    n = 1
+    while (aside := run_dir.with_name(f"{run_dir.name}.stale-{n}")).exists():
+        n += 1
+    run_dir.rename(aside)
+    return aside
+
+
 def _hash(cfg, saved_config: Path | None = None) -> str:
     """``cfg``'s identity hash, over the keys of the run's saved config.json when given."""
     from ifkd.train.checkpoint import config_hash, saved_config_keys
@@ -248,6 +270,10 @@ def execute(job: RunJob) -> dict:
         torch.set_num_threads(job.threads)
     cfg = get_budget(job.budget).config(job.method, job.seed, job.overrides)
     trained = evaluated = False
+    why = teacher_stale(job.run_dir, job.teacher_run) if job.teacher_run else None
+    if why:
+        aside = set_aside(job.run_dir)
+        print(f"[bench] {why.split(': start a new')[0]}: moved to {aside}, training it again", flush=True)
     if not run_finished(job.run_dir, cfg):
         # resume=True also starts a run that has no checkpoint yet; a run of another config is an error.
         train(cfg, job.data_root, job.run_dir, teacher_run=job.teacher_run, resume=True, device=job.device)

@@ -10,6 +10,7 @@ through :func:`load_model`. Layout of a run folder::
     checkpoints/last.json            the same train state, for people and tools (jq)
     checkpoints/last-optim-<step>.safetensors   Adam tensors (param-group/scalar parts in the state)
     checkpoints/best.safetensors     weights of the best validation IoU (+ best.json)
+    teacher.json                     a KD student's teacher: its run folder and the sha256 of its weights
 
 Every file is written to a temp name and renamed. The optimizer file is named by its global step and
 written *before* the weights file that points to it, and stale ones are removed only afterwards, so a
@@ -78,6 +79,10 @@ class RunDir:
 
     def sidecar(self, which: str) -> Path:
         return self.checkpoints / f"{which}.json"
+
+    @property
+    def teacher(self) -> Path:
+        return self.root / "teacher.json"
 
 
 @dataclass
@@ -417,3 +422,44 @@ def read_metrics(run: RunDir) -> list[dict[str, Any]]:
 def write_metrics(run: RunDir, records: list[dict[str, Any]]) -> None:
     """Rewrite metrics.jsonl atomically (a few hundred lines at most: cheaper than being clever)."""
     atomic_write_text(run.metrics, "".join(json.dumps(r) + "\n" for r in records))
+
+
+def teacher_identity(teacher_run: str | Path) -> dict[str, str]:
+    """Which weights a KD student distils from: the teacher's run folder and the sha256 of its 'best'
+    weights (a teacher trained further, or replaced, has another digest)."""
+    path = RunDir(Path(teacher_run)).weights("best")
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    except OSError as exc:
+        raise CheckpointError(f"{path}: cannot read the teacher's weights ({exc.strerror})") from None
+    return {"run": str(Path(teacher_run).resolve()), "weights_sha256": digest.hexdigest()}
+
+
+def recorded_teacher(run: RunDir) -> dict[str, str] | None:
+    """The teacher identity a KD run recorded when it started (None: no KD, or a run from before it
+    was recorded)."""
+    if not run.teacher.is_file():
+        return None
+    try:
+        rec = json.loads(run.teacher.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise InputError(f"{run.teacher}: unreadable teacher record ({exc})") from None
+    if not isinstance(rec, dict) or "weights_sha256" not in rec:
+        raise InputError(f"{run.teacher}: not a teacher record (no weights_sha256)")
+    return rec
+
+
+def teacher_changed(run: RunDir, identity: dict[str, str]) -> str | None:
+    """Why ``run`` may not go on with the teacher ``identity`` (its recorded teacher had other weights),
+    or None when it may."""
+    old = recorded_teacher(run)
+    if old is None or old["weights_sha256"] == identity["weights_sha256"]:
+        return None
+    return (
+        f"{run.teacher}: this run distilled from {old.get('run', '?')} (weights sha256 "
+        f"{old['weights_sha256'][:12]}), the teacher given now, {identity['run']}, has other weights "
+        f"({identity['weights_sha256'][:12]}): start a new run folder"
+    )

@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from ifkd.config import Config, load_config, save_config
-from ifkd.io import InputError, check_writable
+from ifkd.io import InputError, atomic_write_json, check_writable
 from ifkd.models.base import Batch, Method
 from ifkd.train.checkpoint import (
     CheckpointError,
@@ -38,6 +38,7 @@ from ifkd.train.checkpoint import (
     save_best,
     save_last,
     saved_config_keys,
+    teacher_changed,
     write_metrics,
 )
 from ifkd.train.distributed import (
@@ -93,8 +94,11 @@ class _LossModule(nn.Module):
         return self.method.training_losses(batch, kd_active=kd, teacher=self.teacher)
 
 
-def _prepare_run_dir(run: RunDir, cfg: Config, resume: bool, ctx: DistContext) -> bool:
-    """Check the run folder against ``resume`` and write config.json; True when 'last' will be loaded."""
+def _prepare_run_dir(
+    run: RunDir, cfg: Config, resume: bool, ctx: DistContext, teacher_id: dict[str, str] | None = None
+) -> bool:
+    """Check the run folder against ``resume`` (and a KD run against the teacher it started with) and
+    write config.json (and teacher.json); True when 'last' will be loaded."""
     has_last = run.weights("last").exists()
     if not resume and (has_last or run.config.exists()):
         raise InputError(
@@ -110,10 +114,15 @@ def _prepare_run_dir(run: RunDir, cfg: Config, resume: bool, ctx: DistContext) -
             raise CheckpointError(
                 f"{run.weights('last')}: checkpoint of another config or method ({saved.method})"
             )
+        why = teacher_changed(run, teacher_id) if teacher_id else None
+        if why:
+            raise InputError(why)
     barrier(ctx)  # every rank has looked at the folder before rank 0 writes into it
     if ctx.is_main:
         check_writable(run.root)
         save_config(cfg, run.config)  # resolved config before step 1 (max_steps etc. may have changed)
+        if teacher_id:
+            atomic_write_json(run.teacher, teacher_id)
     barrier(ctx)
     return resume and has_last
 
@@ -390,15 +399,18 @@ def fit(
     log_every: int = 20,
     progress: bool | None = None,
     notes: Sequence[str] = (),
+    teacher_id: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Train a built ``method`` on ``train_set`` into the run folder ``out_dir`` (see :func:`train`)."""
+    """Train a built ``method`` on ``train_set`` into the run folder ``out_dir`` (see :func:`train`).
+    ``teacher_id``: :func:`~ifkd.train.checkpoint.teacher_identity` of ``teacher``, recorded in the run
+    (a resume with a teacher of other weights is refused)."""
     ctx = ctx or DistContext()
     if needs_teacher(cfg.train, spec) and teacher is None:
         raise InputError(
             f"method {spec.name!r} distils from a teacher: pass a teacher run (or train.epochs_kd=0)"
         )
     run = RunDir(Path(out_dir))
-    resuming = _prepare_run_dir(run, cfg, resume, ctx)
+    resuming = _prepare_run_dir(run, cfg, resume, ctx, teacher_id)
     trainer = Trainer(
         method,
         train_set,

@@ -16,7 +16,7 @@ from torch.utils.data import Dataset
 from ifkd.config import Config, check_config
 from ifkd.io import InputError
 from ifkd.models.base import Method
-from ifkd.train.checkpoint import load_init, load_model
+from ifkd.train.checkpoint import load_init, load_model, teacher_identity
 from ifkd.train.distributed import init_distributed, shutdown_distributed
 from ifkd.train.loop import fit
 from ifkd.train.schedule import needs_teacher
@@ -96,7 +96,7 @@ def train(
         raise InputError(str(exc)) from None
     ctx = init_distributed(device)
     try:
-        teacher, teacher_dim, notes = None, None, []
+        teacher, teacher_dim, teacher_id, notes = None, None, None, []
         if needs_teacher(cfg.train, spec):
             if teacher_run is None:
                 raise InputError(
@@ -105,6 +105,7 @@ def train(
                 )
             teacher = _load_teacher(Path(teacher_run), cfg, spec, ctx.device)
             teacher_dim = int(teacher.feature_dim)
+            teacher_id = teacher_identity(teacher_run)
             notes.append(f"teacher: {teacher_run} (z2 dim {teacher_dim}, frozen)")
         elif teacher_run is not None:
             notes.append(f"note: method {cfg.method!r} uses no KD here; the teacher {teacher_run} is ignored")
@@ -151,6 +152,7 @@ def train(
             log_every=log_every,
             progress=progress,
             notes=notes,
+            teacher_id=teacher_id,
         )
     finally:
         shutdown_distributed(ctx)
