@@ -144,7 +144,7 @@ def teacher_stale(run_dir: str | Path, teacher_run: str | Path) -> str | None:
     from ifkd.train.checkpoint import RunDir, teacher_changed, teacher_identity
 
     run = RunDir(Path(run_dir))
-    if not run.teacher.is_file() or not RunDir(Path(teacher_run)).weights("best").is_file():
+    if not run.teacher.is_file() or not RunDir(Path(teacher_run)).best_weights().is_file():
         return None
     return teacher_changed(run, teacher_identity(teacher_run))
 

@@ -77,6 +77,12 @@ class RunDir:
     def weights(self, which: str) -> Path:
         return self.checkpoints / f"{which}.safetensors"
 
+    def best_weights(self) -> Path:
+        """The weights a finished run serves: 'best', else 'last' for runs trained without validation
+        (``train.val_shapes=0``). The path may not exist; callers say so, naming it."""
+        best = self.weights("best")
+        return best if best.exists() or not self.weights("last").exists() else self.weights("last")
+
     def sidecar(self, which: str) -> Path:
         return self.checkpoints / f"{which}.json"
 
@@ -338,9 +344,7 @@ def load_model(
         cfg = load_config(run.config)
     except (FileNotFoundError, ValueError, TypeError) as exc:
         raise InputError(f"{run.root}: cannot read the run's config ({exc})") from None
-    path = run.weights(which)
-    if which == "best" and not path.exists() and run.weights("last").exists():
-        path = run.weights("last")
+    path = run.best_weights() if which == "best" else run.weights(which)
     if not path.exists():
         raise CheckpointError(f"{path}: no {which!r} checkpoint in this run folder (has training saved one?)")
     meta = read_metadata(path)
@@ -376,9 +380,7 @@ def load_init(module: nn.Module, cfg: Config) -> str:
         raise InputError(
             f"{run.root}: train.init_from holds a {init_cfg.method!r} run; this run trains {cfg.method!r}"
         )
-    path = run.weights("best")
-    if not path.exists():
-        path = run.weights("last")
+    path = run.best_weights()
     if not path.exists():
         raise CheckpointError(
             f"{run.root}: train.init_from: no 'best' or 'last' checkpoint in this run folder"
@@ -425,9 +427,9 @@ def write_metrics(run: RunDir, records: list[dict[str, Any]]) -> None:
 
 
 def teacher_identity(teacher_run: str | Path) -> dict[str, str]:
-    """Which weights a KD student distils from: the teacher's run folder and the sha256 of its 'best'
-    weights (a teacher trained further, or replaced, has another digest)."""
-    path = RunDir(Path(teacher_run)).weights("best")
+    """Which weights a KD student distils from: the teacher's run folder and the sha256 of the weights
+    it serves ('best', else 'last'; a teacher trained further, or replaced, has another digest)."""
+    path = RunDir(Path(teacher_run)).best_weights()
     digest = hashlib.sha256()
     try:
         with open(path, "rb") as fh:
