@@ -350,6 +350,7 @@ def markdown(summary: dict, meta: dict) -> str:
         f"`{meta['command']}`; {machine_line(meta['machine'])}; {meta['seconds']:.0f} s. Model: "
         f"`{meta['model']}`, resolution {meta['resolution']}.",
         "",
+        *([meta["note"], ""] if meta.get("note") else []),
         f"Synthetic: the test shapes of `{SYNTH}` (never trained on), views 0-{meta['synth_views'] - 1}. "
         f"Real: CAPOD meshes {', '.join(REAL_KEYS)}, {meta['real_views']} R2N2-style views each "
         "(`ifkd.data.realsets.build_real_dataset(only=...)`: `import meshes` plus CAPOD's rotation to "
@@ -427,6 +428,9 @@ def main() -> int:
     ap.add_argument("--real-views", type=int, default=4)
     ap.add_argument("--resolution", type=int, default=64)
     ap.add_argument("--name", default="framing", help="results file stem (benchmarks/results/NAME.{json,md})")
+    ap.add_argument(
+        "--note", default="", help="a line under the heading (e.g. how rows cached by earlier runs were made)"
+    )
     args = ap.parse_args()
     import torch
 
@@ -452,6 +456,7 @@ def main() -> int:
         "real_views": args.real_views,
         "machine": machine(),
         "seconds": time.perf_counter() - t0,
+        "note": args.note,
     }
     summary = summarise(rows)
     md = markdown(summary, meta)
