@@ -34,6 +34,7 @@ Conditions (all from the same RGBA render, W x W):
 from __future__ import annotations
 
 import argparse
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -345,7 +346,8 @@ def markdown(summary: dict, meta: dict) -> str:
         "shrunk_2_3_white": "shrunk to 2/3, flat white",
     }
     lines = [
-        "# Framing: reconstructions of pictures framed unlike the training renders",
+        "# Framing: reconstructions of pictures framed unlike the training renders"
+        + ("" if meta["model"] == "pretrained" else f" ({meta['model']})"),
         "",
         f"`{meta['command']}`; {machine_line(meta['machine'])}; {meta['seconds']:.0f} s. Model: "
         f"`{meta['model']}`, resolution {meta['resolution']}.",
@@ -369,6 +371,15 @@ def markdown(summary: dict, meta: dict) -> str:
         "the rest recentred / rescaled to the median). "
         "'auto kept' counts the renders whose centre / size auto kept.",
         "",
+        *(
+            [
+                "This model was trained on pictures in the inference framing (`data.aug_frame` = 1): its "
+                "`auto` frames every picture, R2N2 renders included (= `always`).",
+                "",
+            ]
+            if meta.get("framing_mode") == "always"
+            else []
+        ),
     ]
     for subset, s in summary.items():
         ref = s["reference"]
@@ -449,8 +460,9 @@ def main() -> int:
         rows = measure(rec, synth_data(base), False, args.synth_views, args.resolution, cache)
         rows += measure(rec, real_data(base, args.real_views), True, args.real_views, args.resolution, cache)
     meta = {
-        "command": ("python benchmarks/framing_table.py " + " ".join(sys.argv[1:])).strip(),
+        "command": ("python benchmarks/framing_table.py " + shlex.join(sys.argv[1:])).strip(),
         "model": args.model,
+        "framing_mode": rec.framing_mode,
         "resolution": args.resolution,
         "synth_views": args.synth_views,
         "real_views": args.real_views,
