@@ -390,9 +390,13 @@ def test_cli_options_and_the_busy_background_warning(pictures, tmp_path, capsys)
     assert len(warned) == 1 and warned[0].startswith(f"ifkd: warning: {busy}: busy background"), captured.err
     assert "off.png -> " in captured.out and "reframed (recentred and rescaled)" in captured.out
     assert "normalised object scale (bounding-box diagonal about 1" in captured.out
+    assert "note: 1 image(s) rescaled" in captured.out and "pretrained:ifkd-frame-cpu" in captured.out
     framed = trimesh.load(tmp_path / "a" / "off" / "mesh.obj", force="mesh")
     assert main([*base, str(folder / "off.png"), "--out", str(tmp_path / "b"), "--no-reframe"]) == 0
     assert "not reframed" not in capsys.readouterr().out  # --no-reframe: no framing at all, so no note
+    framed_model = [*base[:2], "pretrained:ifkd-frame-cpu", *base[3:]]
+    assert main([*framed_model, str(folder / "off.png"), "--out", str(tmp_path / "e")]) == 0
+    assert "rescaled" in (out := capsys.readouterr().out) and "image(s) rescaled" not in out  # it frames all
     raw = trimesh.load(tmp_path / "b" / "off" / "mesh.obj", force="mesh")
     assert np.linalg.norm(framed.centroid) < 0.1 < np.linalg.norm(raw.centroid)  # centred only when framed
     assert (

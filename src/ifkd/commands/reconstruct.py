@@ -195,6 +195,18 @@ SCALE_NOTE = (
 )
 
 
+def resized_note(n: int) -> str:
+    """What to tell a user whose pictures' object size lay outside the training range (rescaled to the
+    median, so the model reads a median-sized object): the weights that read every framing alike."""
+    from ifkd.pretrained import FRAMED_NAME
+
+    return (
+        f"note: {n} image(s) rescaled to the training size (the object's size in the picture was outside "
+        f"the training range); --model pretrained:{FRAMED_NAME} reads every framing alike "
+        "(benchmarks/results/framing_frame.md)"
+    )
+
+
 def pose_of(values: list[float], reframe: bool):
     """A ``--pose AZ EL [DIST]`` -> Viewpoint; the distance ratio is the nominal one for a reframed image
     (its framing is the training one) or when not given."""
@@ -285,6 +297,7 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
         )
     rec = load_model(args)
     failures = []
+    resized = 0  # pictures whose object size auto changed, for a model that reads size from the picture
     for path, name, pose in zip(files, output_names(files), poses):
         try:
             with warnings.catch_warnings():  # said below, once, on one line
@@ -322,6 +335,8 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
             failures.append(f"{folder}: not a folder (a file is in the way of {path.name}'s output)")
             print(f"  skipped: {failures[-1]}", file=sys.stderr)
             continue
+        if framing is not None and framing.reframed and not framing.kept_size:
+            resized += args.foreground_ratio is None and rec.framing_mode == "auto"
         timing = " · ".join(f"{k} {v:.2f}s" for k, v in out.timings.items())
         framed = "" if framing is None else f"{framing.action}, "
         print(
@@ -332,6 +347,8 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
     print(f"{done} of {len(files)} images reconstructed into {args.out}")
     if done:
         print(SCALE_NOTE)
+    if resized:
+        print(resized_note(resized))
     if failures:
         print(f"{len(failures)} failed:\n  " + "\n  ".join(failures), file=sys.stderr)
         return 2

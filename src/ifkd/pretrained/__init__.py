@@ -8,6 +8,10 @@ from ifkd.io import InputError
 
 PRETRAINED_DIR = Path(__file__).resolve().parent
 DEFAULT_NAME = "ifkd-cpu"
+FRAMED_NAME = "ifkd-frame-cpu"
+"""the shipped weights trained on pictures in the inference framing (``data.aug_frame`` = 1): every framing
+of one picture gives the same mesh (benchmarks/results/framing_frame.md); the default reads the size a
+well-framed render shows instead, and is better on R2N2-style renders"""
 
 
 def available() -> list[str]:
