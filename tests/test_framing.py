@@ -49,6 +49,7 @@ from ifkd.framing import (
     in_range,
 )
 from ifkd.geometry.camera import view_transform
+from ifkd.pretrained import FRAMED_NAME
 from ifkd.reconstruct import FramingWarning, Reconstructor, to_object_frame, view_rotation_gl
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "framing_table.py"
@@ -358,7 +359,7 @@ def test_the_framed_model_reads_every_picture_alike_by_default(renders):
     canvas, shrunk to 2/3 -- reconstructs within 10 % of the render's Chamfer (mean over the two views),
     the criterion of benchmarks/results/framing_frame.md on synthetic renders; without framing the
     off-centre one is far worse (the test has teeth)."""
-    rec = Reconstructor.from_run("pretrained:ifkd-frame-cpu", device="cpu")
+    rec = Reconstructor.from_run(f"pretrained:{FRAMED_NAME}", device="cpu")
     assert rec.framing_mode == "always"  # its 'auto' frames every picture, as it learnt them
     bench = _bench()
     on: dict[str, list[float]] = {}
@@ -390,11 +391,11 @@ def test_cli_options_and_the_busy_background_warning(pictures, tmp_path, capsys)
     assert len(warned) == 1 and warned[0].startswith(f"ifkd: warning: {busy}: busy background"), captured.err
     assert "off.png -> " in captured.out and "reframed (recentred and rescaled)" in captured.out
     assert "normalised object scale (bounding-box diagonal about 1" in captured.out
-    assert "note: 1 image(s) rescaled" in captured.out and "pretrained:ifkd-frame-cpu" in captured.out
+    assert "note: 1 image(s) rescaled" in captured.out and f"pretrained:{FRAMED_NAME}" in captured.out
     framed = trimesh.load(tmp_path / "a" / "off" / "mesh.obj", force="mesh")
     assert main([*base, str(folder / "off.png"), "--out", str(tmp_path / "b"), "--no-reframe"]) == 0
     assert "not reframed" not in capsys.readouterr().out  # --no-reframe: no framing at all, so no note
-    framed_model = [*base[:2], "pretrained:ifkd-frame-cpu", *base[3:]]
+    framed_model = [*base[:2], f"pretrained:{FRAMED_NAME}", *base[3:]]
     assert main([*framed_model, str(folder / "off.png"), "--out", str(tmp_path / "e")]) == 0
     assert "rescaled" in (out := capsys.readouterr().out) and "image(s) rescaled" not in out  # it frames all
     raw = trimesh.load(tmp_path / "b" / "off" / "mesh.obj", force="mesh")

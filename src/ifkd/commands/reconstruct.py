@@ -335,8 +335,9 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
             failures.append(f"{folder}: not a folder (a file is in the way of {path.name}'s output)")
             print(f"  skipped: {failures[-1]}", file=sys.stderr)
             continue
-        if framing is not None and framing.reframed and not framing.kept_size:
-            resized += args.foreground_ratio is None and rec.framing_mode == "auto"
+        auto_resized = framing is not None and framing.reframed and not framing.kept_size
+        if auto_resized and args.foreground_ratio is None:  # an asked-for size is the user's choice
+            resized += 1
         timing = " · ".join(f"{k} {v:.2f}s" for k, v in out.timings.items())
         framed = "" if framing is None else f"{framing.action}, "
         print(
@@ -347,7 +348,7 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
     print(f"{done} of {len(files)} images reconstructed into {args.out}")
     if done:
         print(SCALE_NOTE)
-    if resized:
+    if resized and rec.framing_mode == "auto":  # a model that frames every picture reads them all alike
         print(resized_note(resized))
     if failures:
         print(f"{len(failures)} failed:\n  " + "\n  ".join(failures), file=sys.stderr)
