@@ -494,6 +494,7 @@ def test_every_table_says_how_it_was_scored_and_earlier_protocol_claims_are_mark
     labelled the earlier protocol, and so are the claims resting on it; one with exact labels says so, with
     its sample counts."""
     from ifkd.bench.tables import evaluation_protocol
+    from ifkd.eval.evaluate import ECD_NOTE
 
     old = tmp_path / "results" / "cpu" / "seen"
     new = tmp_path / "results" / "converged" / "seen"
@@ -512,6 +513,8 @@ def test_every_table_says_how_it_was_scored_and_earlier_protocol_claims_are_mark
     assert "earlier protocol" in evaluation_protocol(json.loads((old / "results.json").read_text()), old)
     line = evaluation_protocol(json.loads((new / "results.json").read_text()), new)
     assert "exact labels" in line and "100,000 ground-truth and 100,000 predicted" in line
+    assert ECD_NOTE in line  # what the ECD column does and does not measure, under every table
+    assert "own extraction grid" in evaluation_protocol(json.loads((old / "results.json").read_text()), old)
     text = write_results_md(tmp_path).read_text()
     assert text.index("# Budget `converged`") < text.index("# Budget `cpu`")
     converged, cpu = text.split("\n# Budget `cpu`", 1)

@@ -23,7 +23,7 @@ from ifkd.bench.stats import (
     method_order,
     method_rank,
 )
-from ifkd.eval.evaluate import NONEMPTY_OF, NONEMPTY_SUFFIX
+from ifkd.eval.evaluate import ECD_NOTE, NONEMPTY_OF, NONEMPTY_SUFFIX
 from ifkd.io import atomic_write_text
 from ifkd.methods import METHODS, MethodSpec
 
@@ -251,7 +251,9 @@ def evaluation_protocol(results: Mapping, base: str | Path | None) -> str | None
             return (
                 "- evaluation: **earlier protocol** -- IoU labels looked up in the 128³ voxel grid, "
                 f"{iou_points:,} IoU points (per_shape.csv has no `iou_exact_labels`): thin parts score low "
-                "even when perfect; do not compare these figures with exact-label tables"
+                "even when perfect; ECD from each method's own extraction grid (view-frame students on a "
+                "rotated one), so it mostly measures the grid; do not compare these figures with "
+                "exact-label tables"
             )
         if not float(row["iou_exact_labels"]):
             return "- evaluation: IoU labels from the 128³ voxels (data made before exact labels were stored)"
@@ -260,7 +262,7 @@ def evaluation_protocol(results: Mapping, base: str | Path | None) -> str | None
         return (
             "- evaluation: IoU at the uniform points stored with the data, exact labels; Chamfer-L1 / "
             f"F-score / NC with {samples:,} ground-truth and {predicted:,} predicted surface samples; ECD "
-            "from meshes extracted on one common object-frame grid for every method"
+            f"from meshes extracted on one common object-frame grid for every method\n- {ECD_NOTE}"
         )
     return None
 
