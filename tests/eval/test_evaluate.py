@@ -184,6 +184,16 @@ def test_cli_evaluate_on_runs(runs, tiny_dataset, tmp_path, capsys, name):
     assert "| **mean (of classes)** | 6 |" in printed and "per_shape.csv" in printed
 
 
+def test_cli_evaluate_dense_queries_the_full_grid(runs, tiny_dataset, tmp_path):
+    """--dense: every (R+1)^3 corner is queried (no coarse level), and the summary records it."""
+    out = tmp_path / "dense"
+    argv = ["evaluate", "--model", str(runs["student"]), "--data", str(tiny_dataset), "--out", str(out)]
+    assert main([*argv, "--resolution", "16", "--limit", "1", "--dense", "--device", "cpu"]) == 0
+    with open(out / "per_shape.csv", newline="") as fh:
+        assert [float(r["queries"]) for r in csv.DictReader(fh)] == [17.0**3]
+    assert json.loads((out / "summary.json").read_text())["options"]["dense"] is True
+
+
 def test_cli_evaluate_rejects_a_bad_views_value(runs, tiny_dataset, tmp_path, capsys):
     argv = ["evaluate", "--model", str(runs["student"]), "--data", str(tiny_dataset)]
     argv += ["--out", str(tmp_path / "r"), "--views", "some", "--device", "cpu"]

@@ -28,6 +28,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="query at the nominal camera distance, as a user's image is reconstructed (the default)",
     )
+    p.add_argument(
+        "--dense",
+        action="store_true",
+        help="extract on the full grid, no coarse level: keeps parts thinner than the coarse grid's "
+        "spacing (slower: (R+1)^3 queries per shape)",
+    )
     p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N] | mps (default auto)")
     add_engine_options(p, "--data and --out")
     p.set_defaults(func=cmd_evaluate, check_args=check_args)
@@ -55,6 +61,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         resolution=args.resolution,
         limit=args.limit,
         known_distance=args.true_distance,
+        dense=args.dense,
     )
     summary = run_evaluation(
         args.model,

@@ -94,6 +94,10 @@ class EvalOptions:
     """query at the view's true camera distance; False (the default): at the nominal one, as a user's
     image is reconstructed (camera-free: the true distance is information such a user does not have)"""
     seed: int = 0
+    dense: bool = False
+    """extract on the full grid instead of coarse-to-fine: a part thinner than the coarse level's spacing,
+    which no coarse corner falls inside, is kept (the coarse pass never refines it, however sharp the
+    field: benchmarks/results/reference_converged.md); (R+1)^3 queries per shape"""
 
 
 def surface_filled_voxels(vox: np.ndarray, surface_points: np.ndarray, half: float = 0.5) -> np.ndarray:
@@ -190,10 +194,10 @@ def _evaluate_shape(rec: Reconstructor, root: Path, key: str, opts: EvalOptions)
             pose = view if opts.known_distance else replace(view, distance_ratio=NOMINAL_DISTANCE_RATIO)
             if frames_every_picture(cfg.data):  # the render as this model reads pictures: framed
                 inp = [load_image(folder / RENDER_DIR / names[v])]
-            out = rec.reconstruct_views(inp, [pose], resolution=opts.resolution)
+            out = rec.reconstruct_views(inp, [pose], resolution=opts.resolution, dense=opts.dense)
         else:
             distance = view.distance if opts.known_distance else None
-            (out,) = rec.reconstruct(inp, resolution=opts.resolution, distance=distance)
+            (out,) = rec.reconstruct(inp, resolution=opts.resolution, distance=distance, dense=opts.dense)
         mesh = out.mesh
         if out.frame == "view" and not out_frame_is_view:
             mesh = to_object_frame(mesh, view_rotation_gl(view_transform(view)))

@@ -1,0 +1,159 @@
+"""The ground truth scored as a method: each metric's floor on a benchmark, beside the methods' rows.
+
+The shapes' own 128^3 ground-truth grids (:mod:`ifkd.eval.reference`) go through the same extraction
+(the budget's grid and coarse level), the same exact IoU labels and the same surface samples as the
+benchmark's methods, on the same test shapes and views. What a perfect field loses there is the grid's,
+not a method's; an ECD below the reference's is a smoother staircase, not sharper edges. A second row
+extracts it densely on the same grid: the difference is what the coarse level costs.
+
+Usage: python benchmarks/reference_field.py [--budget converged] [--data DIR] [--limit N]
+DIR defaults to the budget's `seen` data (benchmarks/results/<budget>/seen/data, generated if missing,
+byte-identical to the benchmark's). Writes benchmarks/results/reference_<budget>.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from common import RESULTS, machine, machine_line, write_results
+
+from ifkd.bench.budgets import get_budget
+from ifkd.bench.protocols import seen_data
+from ifkd.bench.stats import HEADERS, fmt_stat, method_order
+from ifkd.eval.evaluate import ECD_NOTE, EvalOptions, evaluate_model, summarise
+from ifkd.eval.reference import REFERENCE_VOXELS, reference_reconstructor
+
+KEYS = (
+    "iou",
+    "iou_voxels_32",
+    "chamfer_l1_x10",
+    "edge_chamfer_x1000",
+    "fscore_1",
+    "normal_consistency",
+    "empty",
+)
+
+
+def method_rows(results: dict) -> list[str]:
+    """The benchmark's class means (mean ± std over seeds) in the reference table's columns."""
+    table = results.get("table", {})
+    rows = []
+    for m in method_order(table):
+        e = table[m]
+        cells = [fmt_stat(e["mean"].get(k), e["std"].get(k), e["n_seeds"]) for k in KEYS]
+        rows.append(f"| {m} ({e['n_seeds']} seed{'s' * (e['n_seeds'] > 1)}) | " + " | ".join(cells) + " |")
+    return rows
+
+
+def score(cfg, data: Path, budget, coarse: int, limit: int | None) -> tuple[dict, float]:
+    """The reference's summary with the budget's evaluation settings and coarse level ``coarse``."""
+    cfg = replace(cfg, eval=replace(cfg.eval, coarse_resolution=coarse))
+    start = time.perf_counter()
+    opts = EvalOptions(split="test", views=budget.eval_views, limit=limit)
+    rows = evaluate_model(reference_reconstructor(cfg), data, opts, progress=True)
+    return summarise(rows), time.perf_counter() - start
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--budget", default="converged")
+    ap.add_argument("--data", type=Path, default=None, help="the budget's seen data (default: its folder)")
+    ap.add_argument("--limit", type=int, default=None, help="score at most this many test shapes")
+    args = ap.parse_args()
+    budget = get_budget(args.budget)
+    seen = RESULTS / budget.name / "seen"
+    data = args.data or seen_data(budget, seen, workers=2).eval_root
+    cfg = budget.config("teacher", 0)  # the budget's evaluation settings (grid, samples): every method's
+    res, coarse = cfg.eval.resolution, cfg.eval.coarse_resolution
+    variants = {
+        f"ground truth, the benchmark's extraction ({res}³ from {coarse}³)": coarse,
+        f"ground truth, dense {res}³ extraction": res,
+    }
+    refs = {}
+    for name, level in variants.items():
+        summary, seconds = score(cfg, data, budget, level, args.limit)
+        refs[name] = {
+            "coarse_resolution": level,
+            "n": summary["n"],
+            "seconds": round(seconds, 1),
+            "mean": {k: summary["mean"].get(k) for k in KEYS},
+            "per_category": {
+                c: {k: v.get(k) for k in (*KEYS, "n")} for c, v in summary["per_category"].items()
+            },
+        }
+    results_path = seen / "results.json"
+    bench = json.loads(results_path.read_text()) if results_path.is_file() else {}
+    m = machine()
+    command = shlex.join(["python", "benchmarks/reference_field.py", *sys.argv[1:]])
+    payload = {
+        "budget": budget.name,
+        "command": command,
+        "machine": m,
+        "data": str(data),
+        "reference": f"ground-truth {REFERENCE_VOXELS}^3 voxels, trilinear, level 0.5",
+        "eval": {
+            "resolution": res,
+            "iou_points": cfg.eval.iou_points,
+            "surface_points": cfg.eval.surface_points,
+            "views": budget.eval_views,
+        },
+        "references": refs,
+    }
+    n = next(iter(refs.values()))["n"]
+    seconds = sum(r["seconds"] for r in refs.values())
+    head = "| method | " + " | ".join(HEADERS[k] for k in KEYS) + " |"
+    ref_rows = [
+        f"| **{name}** | " + " | ".join(fmt_stat(r["mean"][k], None, 1) for k in KEYS) + " |"
+        for name, r in refs.items()
+    ]
+    cats = sorted({c for r in refs.values() for c in r["per_category"]})
+    per_cat = [
+        "| category | " + " | ".join(f"{name}" for name in refs) + " |",
+        "|---|" + "---:|" * len(refs),
+        *(
+            f"| {c} | "
+            + " | ".join(fmt_stat(r["per_category"].get(c, {}).get("iou"), None, 1) for r in refs.values())
+            + " |"
+            for c in cats
+        ),
+    ]
+    md = "\n".join(
+        [
+            f"# The ground truth scored as a method: the floor of each column (budget `{budget.name}`)",
+            "",
+            f"Machine: {machine_line(m)}. Command: `{command}` ({seconds:.0f} s). Each test shape's own "
+            f"{REFERENCE_VOXELS}³ ground-truth grid, read as a field (trilinear between cell centres, "
+            f"level 0.5), extracted on the budget's {res}³ grid, once from its {coarse}³ coarse level as "
+            "every method is, once densely, and scored as the methods are "
+            f"({cfg.eval.iou_points:,} exact IoU labels, {cfg.eval.surface_points:,} surface samples a "
+            f"side, view `{budget.eval_views}`), on the same {n} test shapes. Class means; the methods' "
+            f"rows are the benchmark's (`{results_path.relative_to(RESULTS.parent).as_posix()}`).",
+            "",
+            head,
+            "|---|" + "---:|" * len(KEYS),
+            *ref_rows,
+            *method_rows(bench),
+            "",
+            f"{ECD_NOTE} A method's ECD below the ground truth's is a smoother staircase on that grid, not "
+            "sharper edges. The ground truth's IoU and Chamfer-L1 are what the voxels and the grid cost a "
+            "perfect field; the gap between its two rows is what the coarse level costs: a part thinner "
+            "than the coarse grid's spacing that no coarse corner falls inside is never refined, however "
+            "sharp the field.",
+            "",
+            "**IoU per category, ground truth**",
+            "",
+            *per_cat,
+        ]
+    )
+    write_results(f"reference_{budget.name}", payload, md + "\n")
+    print(md)
+
+
+if __name__ == "__main__":
+    main()
