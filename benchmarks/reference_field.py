@@ -7,8 +7,11 @@ not a method's; an ECD below the reference's is a smoother staircase, not sharpe
 extracts it densely on the same grid: the difference is what the coarse level costs.
 
 Usage: python benchmarks/reference_field.py [--budget converged] [--data DIR] [--limit N]
-DIR defaults to the budget's `seen` data (benchmarks/results/<budget>/seen/data, generated if missing,
-byte-identical to the benchmark's). Writes benchmarks/results/reference_<budget>.{json,md}.
+           [--bench FOLDER] [--rescore RUN ...]
+--rescore scores the named runs of the benchmark folder densely as well, beside their benchmark
+evaluation: the same weights from both extractions. DIR defaults to the benchmark folder's data
+(benchmarks/results/<budget>/seen/data, generated if missing, byte-identical to the benchmark's).
+Writes benchmarks/results/reference_<budget>.{json,md} (and <bench>/evals-dense/RUN per rescored run).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from common import RESULTS, machine, machine_line, write_results
 from ifkd.bench.budgets import get_budget
 from ifkd.bench.protocols import seen_data
 from ifkd.bench.stats import HEADERS, fmt_stat, method_order
-from ifkd.eval.evaluate import ECD_NOTE, EvalOptions, evaluate_model, summarise
+from ifkd.eval.evaluate import ECD_NOTE, EvalOptions, evaluate_model, run_evaluation, summarise
 from ifkd.eval.reference import REFERENCE_VOXELS, reference_reconstructor
 
 KEYS = (
@@ -60,14 +63,72 @@ def score(cfg, data: Path, budget, coarse: int, limit: int | None) -> tuple[dict
     return summarise(rows), time.perf_counter() - start
 
 
+def rescore(bench: Path, name: str, data: Path, budget, limit: int | None) -> dict:
+    """One benchmark run scored densely (its scored checkpoint, camera-free, as the benchmark scores it)
+    into ``<bench>/evals-dense/<name>``, beside its benchmark evaluation ``<bench>/evals/<name>``."""
+    run = bench / "runs" / name
+    if not (run / "config.json").is_file():
+        raise SystemExit(f"{run}: no such run (train it with ifkd bench first)")
+    saved = json.loads((bench / "evals" / name / "summary.json").read_text())
+    opts = EvalOptions(split="test", views=budget.eval_views, limit=limit, dense=True)
+    dense = run_evaluation(run, data, bench / "evals-dense" / name, opts, device="cpu", progress=True)
+    ev = json.loads((run / "config.json").read_text())["eval"]  # the run's grid: the benchmark's
+    return {
+        "resolution": ev["resolution"],
+        "coarse_resolution": ev["coarse_resolution"],
+        "benchmark": {k: saved["mean"].get(k) for k in KEYS},
+        "dense": {k: dense["mean"].get(k) for k in KEYS},
+        "n": [saved["n"], dense["n"]],
+    }
+
+
+def rescored_table(rescored: dict) -> list[str]:
+    """Each rescored run's class means from both extractions, and dense minus benchmark."""
+    if not rescored:
+        return []
+    rows = []
+    for name, r in rescored.items():
+        b, d, res, coarse = r["benchmark"], r["dense"], r["resolution"], r["coarse_resolution"]
+        rows.append(
+            f"| {name} | {res}³ from {coarse}³ (the benchmark's) | "
+            + " | ".join(fmt_stat(b[k], None, 1) for k in KEYS)
+            + " |"
+        )
+        rows.append(f"| {name} | dense {res}³ | " + " | ".join(fmt_stat(d[k], None, 1) for k in KEYS) + " |")
+        rows.append(
+            f"| {name} | dense − benchmark | " + " | ".join(f"{d[k] - b[k]:+.3f}" for k in KEYS) + " |"
+        )
+    return [
+        "**The same weights from both extractions** (seed runs of the benchmark, scored again densely)",
+        "",
+        "| run | extraction | " + " | ".join(HEADERS[k] for k in KEYS) + " |",
+        "|---|---|" + "---:|" * len(KEYS),
+        *rows,
+        "",
+    ]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--budget", default="converged")
     ap.add_argument("--data", type=Path, default=None, help="the budget's seen data (default: its folder)")
     ap.add_argument("--limit", type=int, default=None, help="score at most this many test shapes")
+    ap.add_argument(
+        "--bench",
+        type=Path,
+        default=None,
+        help="the benchmark folder (runs/, evals/, results.json); default benchmarks/results/<budget>/seen",
+    )
+    ap.add_argument(
+        "--rescore",
+        nargs="*",
+        default=[],
+        metavar="RUN",
+        help="runs of <bench>/runs (e.g. ifkd-s2) to score densely too, beside their benchmark evaluation",
+    )
     args = ap.parse_args()
     budget = get_budget(args.budget)
-    seen = RESULTS / budget.name / "seen"
+    seen = args.bench or RESULTS / budget.name / "seen"
     data = args.data or seen_data(budget, seen, workers=2).eval_root
     cfg = budget.config("teacher", 0)  # the budget's evaluation settings (grid, samples): every method's
     res, coarse = cfg.eval.resolution, cfg.eval.coarse_resolution
@@ -87,6 +148,7 @@ def main() -> None:
                 c: {k: v.get(k) for k in (*KEYS, "n")} for c, v in summary["per_category"].items()
             },
         }
+    rescored = {name: rescore(seen, name, data, budget, args.limit) for name in args.rescore}
     results_path = seen / "results.json"
     bench = json.loads(results_path.read_text()) if results_path.is_file() else {}
     m = machine()
@@ -104,6 +166,7 @@ def main() -> None:
             "views": budget.eval_views,
         },
         "references": refs,
+        "rescored": rescored,
     }
     n = next(iter(refs.values()))["n"]
     seconds = sum(r["seconds"] for r in refs.values())
@@ -133,7 +196,7 @@ def main() -> None:
             "every method is, once densely, and scored as the methods are "
             f"({cfg.eval.iou_points:,} exact IoU labels, {cfg.eval.surface_points:,} surface samples a "
             f"side, view `{budget.eval_views}`), on the same {n} test shapes. Class means; the methods' "
-            f"rows are the benchmark's (`{results_path.relative_to(RESULTS.parent).as_posix()}`).",
+            f"rows are the benchmark's (`results/{budget.name}/seen/results.json`).",
             "",
             head,
             "|---|" + "---:|" * len(KEYS),
@@ -146,6 +209,7 @@ def main() -> None:
             "than the coarse grid's spacing that no coarse corner falls inside is never refined, however "
             "sharp the field.",
             "",
+            *rescored_table(rescored),
             "**IoU per category, ground truth**",
             "",
             *per_cat,
