@@ -452,7 +452,14 @@ def write_results_md(bench_root: str | Path, out: str | Path | None = None) -> P
     return out
 
 
-PROTOCOL_NOTES = ("shipped_mix.md", "camera_free.md", "framing.md", "framing_frame.md", "views_curve.md")
+PROTOCOL_NOTES = (
+    "reference_converged.md",
+    "shipped_mix.md",
+    "camera_free.md",
+    "framing.md",
+    "framing_frame.md",
+    "views_curve.md",
+)
 """results/*.md files appended to RESULTS.md, one level down (their own title becomes a section)."""
 
 
