@@ -135,7 +135,8 @@ def main() -> None:
         [
             "# KD weight probe: the same student at the switch, trained on with each KD weight",
             "",
-            f"Machine: {machine_line(m)} (fp32, one thread per arm, {args.jobs} arms at a time). Command: "
+            f"Machine: {machine_line(m)} (fp32, one thread per arm, {args.jobs} "
+            f"arm{'s' * (args.jobs > 1)} at a time). Command: "
             f"`{command}`. Every arm starts from `{args.snapshot.name}`'s weights after epoch "
             f"{start['epoch'] + 1} (validation IoU {start['val_iou']:.3f}) with budget `{budget.name}`'s "
             f"settings, a fresh Adam (lr {tc.lr:g}, constant) and the same data order, and trains "
