@@ -29,18 +29,12 @@ from common import RESULTS, machine, machine_line, write_results
 from ifkd.bench.budgets import get_budget
 from ifkd.bench.protocols import seen_data
 from ifkd.bench.stats import HEADERS, fmt_stat, method_order
+from ifkd.bench.tables import NONEMPTY_KEYS, ROW_KEYS
 from ifkd.eval.evaluate import ECD_NOTE, EvalOptions, evaluate_model, run_evaluation, summarise
 from ifkd.eval.reference import REFERENCE_VOXELS, reference_reconstructor
 
-KEYS = (
-    "iou",
-    "iou_voxels_32",
-    "chamfer_l1_x10",
-    "edge_chamfer_x1000",
-    "fscore_1",
-    "normal_consistency",
-    "empty",
-)
+KEYS = tuple(k for k in ROW_KEYS if k not in NONEMPTY_KEYS)
+"""The reference table's columns: the benchmark's row metrics in OccNet's convention."""
 
 
 def method_rows(results: dict) -> list[str]:

@@ -9,7 +9,9 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import shutil
 import signal
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -205,3 +207,14 @@ def perfect_reconstructor(frame: str, data_root: Path, rotate: bool = True) -> R
     cfg = get_preset("tiny")
     cfg = replace(cfg, eval=replace(cfg.eval, coarse_resolution=32, iou_points=100_000))
     return Reconstructor(GroundTruthField(frame, data_root, cfg, rotate), cfg, "cpu")
+
+
+def subset_test_split(dataset: Path, root: Path, categories) -> Path:
+    """A copy of ``dataset`` at ``root`` whose test split is its first test shape of each category."""
+    index = json.loads((dataset / "index.json").read_text())
+    keys = [next(k for k in index["splits"]["test"] if k.startswith(f"{c}/")) for c in categories]
+    for key in keys:
+        shutil.copytree(dataset / key, root / key)
+    index["splits"] = {"train": [], "val": [], "test": keys}
+    (root / "index.json").write_text(json.dumps(index))
+    return root

@@ -13,12 +13,11 @@ from __future__ import annotations
 import csv
 import json
 import math
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import perfect_reconstructor
+from helpers import perfect_reconstructor, subset_test_split
 
 from ifkd.cli import main
 from ifkd.data.format import RENDER_DIR, load_image, read_index, read_views, shape_dir
@@ -44,14 +43,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 @pytest.fixture(scope="module")
 def bulky_dataset(tiny_dataset, tmp_path_factory) -> Path:
     """A copy of tiny_dataset whose test split is one shape of each BULKY category."""
-    root = tmp_path_factory.mktemp("bulky")
-    index = json.loads((tiny_dataset / "index.json").read_text())
-    keys = [next(k for k in index["splits"]["test"] if k.startswith(f"{c}/")) for c in BULKY]
-    for key in keys:
-        shutil.copytree(tiny_dataset / key, root / key)
-    index["splits"] = {"train": [], "val": [], "test": keys}
-    (root / "index.json").write_text(json.dumps(index))
-    return root
+    return subset_test_split(tiny_dataset, tmp_path_factory.mktemp("bulky"), BULKY)
 
 
 def test_view_frame_bookkeeping_end_to_end(bulky_dataset):

@@ -4,13 +4,12 @@ benchmark's reference table reports."""
 
 from __future__ import annotations
 
-import json
-import shutil
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
+from helpers import subset_test_split
 
 from ifkd.config import get_preset
 from ifkd.eval.evaluate import EvalOptions, evaluate_model
@@ -50,15 +49,8 @@ def test_the_voxel_field_is_the_voxels_solid_with_axes_in_order():
 def four_shapes(tiny_dataset, tmp_path_factory) -> Path:
     """tiny_dataset with a test split of a car and a loudspeaker (bulky), an airplane (thin wings) and a
     table (a top thinner than a 32^3 cell)."""
-    root = tmp_path_factory.mktemp("reference")
-    index = json.loads((tiny_dataset / "index.json").read_text())
     cats = ("airplane", "car", "loudspeaker", "table")
-    keys = [next(k for k in index["splits"]["test"] if k.startswith(f"{c}/")) for c in cats]
-    for key in keys:
-        shutil.copytree(tiny_dataset / key, root / key)
-    index["splits"] = {"train": [], "val": [], "test": keys}
-    (root / "index.json").write_text(json.dumps(index))
-    return root
+    return subset_test_split(tiny_dataset, tmp_path_factory.mktemp("reference"), cats)
 
 
 def test_the_ground_truth_scores_near_one_densely_and_a_coarse_level_drops_thin_parts(four_shapes):
