@@ -165,6 +165,15 @@ def test_unseen_trains_as_many_steps_as_seen(tmp_path, monkeypatch):
     over = epoch_overrides(smoke, 4)
     assert over == ("train.epochs_recon=4", "train.epochs_kd=4")
     assert epoch_overrides(smoke, 1) == ()
+    converged = get_budget("converged")  # stops on a plateau: its patience spans the same steps as seen's
+    base = converged.config("ifkd", 0).train
+    scaled = converged.config("ifkd", 0, epoch_overrides(converged, 4)).train
+    assert base.patience > 0
+    assert (scaled.epochs_recon, scaled.epochs_kd, scaled.patience) == (
+        4 * base.epochs_recon,
+        4 * base.epochs_kd,
+        4 * base.patience,
+    )
     args = (tmp_path / "runs", tmp_path / "data", tmp_path / "evals", tmp_path / "data", "cpu", 0)
     teachers, students = plan_jobs(smoke, ["ifkd"], None, *args, over)
     for job in [*teachers, *students]:

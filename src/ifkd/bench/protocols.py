@@ -149,14 +149,16 @@ def unseen_data(
 
 
 def epoch_overrides(budget: Budget, scale: int) -> tuple[str, ...]:
-    """Config overrides multiplying the budget's E1 and E2 epochs by ``scale`` (none for 1)."""
+    """Config overrides multiplying the budget's E1 and E2 epochs by ``scale`` (none for 1).
+
+    ``train.patience`` (counted in epochs) is multiplied too: the plateau a run must show before it
+    stops then spans as many optimiser steps as in `seen`, not ``1/scale`` of them.
+    """
     if scale <= 1:
         return ()
-    cfg = budget.config("ifkd", 0)
-    return (
-        f"train.epochs_recon={cfg.train.epochs_recon * scale}",
-        f"train.epochs_kd={cfg.train.epochs_kd * scale}",
-    )
+    train = budget.config("ifkd", 0).train
+    over = (f"train.epochs_recon={train.epochs_recon * scale}", f"train.epochs_kd={train.epochs_kd * scale}")
+    return (*over, f"train.patience={train.patience * scale}") if train.patience else over
 
 
 def real_data(
