@@ -126,8 +126,9 @@ def unseen_data(
     categories: the generalisation gap compares like with like. Only the shapes used are generated.
 
     The three classes hold 3/13 of the training shapes here (about 40 % of ShapeNet's, where they are
-    the largest), so the runs train ``epoch_scale`` times more epochs: the same optimiser steps as
-    `seen`, so that the gap measures the categories and not a shorter training.
+    the largest), so the runs train ``epoch_scale`` times more epochs (and wait ``epoch_scale`` times
+    more epochs for a plateau): the same optimiser steps as `seen`, so that the gap measures the
+    categories and not a shorter training.
     """
     s = budget.synth
     train_cats = [c for c in UNSEEN_TRAIN if c in s.categories]
