@@ -18,7 +18,14 @@ from ifkd.bench.harness import Results, plan_jobs, run_benchmark, stretched_sche
 from ifkd.bench.protocols import ProtocolData, epoch_overrides, unseen_data
 from ifkd.bench.runs import RunJob, eval_cached, eval_code_version, eval_fingerprint, execute, run_finished
 from ifkd.bench.stats import aggregate, compare
-from ifkd.bench.tables import gap_table, protocol_markdown, table1, table3, write_results_md
+from ifkd.bench.tables import (
+    EARLIER_RESULTS_MD,
+    gap_table,
+    protocol_markdown,
+    table1,
+    table3,
+    write_results_md,
+)
 from ifkd.config import get_preset, save_config
 from ifkd.data.synth.generate import plan_splits
 from ifkd.train.checkpoint import RunDir, TrainState, config_hash, save_last
@@ -524,8 +531,17 @@ def test_every_table_says_how_it_was_scored_and_earlier_protocol_claims_are_mark
     assert "exact labels" in line and "100,000 ground-truth and 100,000 predicted" in line
     assert ECD_NOTE in line  # what the ECD column does and does not measure, under every table
     assert "own extraction grid" in evaluation_protocol(json.loads((old / "results.json").read_text()), old)
+    out = write_results_md(tmp_path)
+    text, archive = out.read_text(), out.with_name(EARLIER_RESULTS_MD)
+    # RESULTS.md holds only exact-label tables and points to the archive of the earlier ones
+    assert "# Budget `converged`" in text and "# Budget `cpu`" not in text
+    assert "**earlier protocol**" not in text and "exact labels" in text
+    assert f"[{EARLIER_RESULTS_MD}]({EARLIER_RESULTS_MD}) (budgets `cpu`)" in text
+    old_text = archive.read_text()
+    assert "# Budget `cpu`" in old_text and "# Budget `converged`" not in old_text
+    assert "**earlier protocol**" in old_text and "*Scored under the earlier protocol (seen" in old_text
+    assert "Source: `results/cpu/seen/results.json`" in old_text  # links relative to the archive too
+    # once every table is rescored, the archive is not left behind to mislead
+    (old / "results.json").unlink()
     text = write_results_md(tmp_path).read_text()
-    assert text.index("# Budget `converged`") < text.index("# Budget `cpu`")
-    converged, cpu = text.split("\n# Budget `cpu`", 1)
-    assert "earlier protocol" not in converged and "exact labels" in converged
-    assert "*Scored under the earlier protocol (seen" in cpu
+    assert not archive.exists() and EARLIER_RESULTS_MD not in text
