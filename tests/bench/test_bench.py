@@ -261,7 +261,13 @@ def test_gap_table_pairs_seeds():
     unseen = fake_results("unseen", [fake_run("ifkd", s, v) for s, v in ((0, 0.3), (1, 0.5))])
     gap = gap_table(seen, unseen)
     # Per-seed gaps 0.3 and 0.2: 0.25 ± 0.071.
-    assert "| ifkd | 0.650 ± 0.071 | 0.400 ± 0.141 | 0.250 ± 0.071 |" in gap
+    assert "| ifkd | 0.650 ± 0.071 | 0.400 ± 0.141 | 0, 1 | 0.250 ± 0.071 |" in gap
+    # Seeds run in one protocol only enter its mean column, not the gap, and the row says which paired.
+    seen["runs"].append(fake_run("ifkd", 2, 0.9))
+    seen["table"] = aggregate(seen["runs"])
+    unseen["runs"].append(fake_run("ifkd", 3, 0.1))
+    unseen["table"] = aggregate(unseen["runs"])
+    assert "| ifkd | 0.733 ± 0.153 | 0.300 ± 0.200 | 0, 1 | 0.250 ± 0.071 |" in gap_table(seen, unseen)
 
 
 # ------------------------------------------------------------------------------------------- claims
@@ -317,7 +323,10 @@ def test_write_results_md_assembles_every_results_json(tmp_path):
     text = out.read_text()
     assert out == tmp_path / "RESULTS.md"
     assert "# Budget `smoke`" in text and "protocol `seen`" in text and "protocol `unseen`" in text
-    assert "Generalisation gap" in text and "| ifkd | 0.705 ± 0.007 | 0.405 ± 0.007 | 0.300 ± 0.000 |" in text
+    assert (
+        "Generalisation gap" in text
+        and "| ifkd | 0.705 ± 0.007 | 0.405 ± 0.007 | 0, 1 | 0.300 ± 0.000 |" in text
+    )
     assert "The paper's claims" in text and "Source: `results/smoke/seen/results.json`" in text
     assert "Source: `results/smoke/model-check/results.json`" in text
     assert "## Budget `smoke`, protocol `unseen`, folder `model-check`" in text

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from ifkd.bench.stats import aggregate, by_seed, compare, fmt_stat, mean_std
+from ifkd.bench.stats import aggregate, compare, fmt_stat, mean_std, paired_gaps
 
 
 @dataclass(frozen=True)
@@ -85,12 +85,9 @@ VERDICTS = {
 def _gap_table(seen: Mapping, unseen: Mapping) -> dict:
     """A stats-table-like dict of per-seed paired gaps (seen IoU - unseen IoU) under the key 'gap'."""
     out = {}
-    for method in {r["method"] for r in seen.get("runs", [])} & {r["method"] for r in unseen.get("runs", [])}:
-        a, b = by_seed(seen["runs"], method), by_seed(unseen["runs"], method)
-        gaps = [a[s] - b[s] for s in sorted(set(a) & set(b))]
-        mean, std, n = mean_std(gaps)
-        if n:
-            out[method] = {"n_seeds": n, "mean": {"gap": mean}, "std": {"gap": std}}
+    for method, gaps in paired_gaps(seen, unseen).items():
+        mean, std, n = mean_std(list(gaps.values()))
+        out[method] = {"n_seeds": n, "mean": {"gap": mean}, "std": {"gap": std}}
     return out
 
 

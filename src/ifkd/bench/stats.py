@@ -97,6 +97,17 @@ def by_seed(runs: list[dict], method: str, key: str = "iou") -> dict[int, float]
     return out
 
 
+def paired_gaps(seen: Mapping, unseen: Mapping, key: str = "iou") -> dict[str, dict[int, float]]:
+    """{method: {seed: seen - unseen}} over the seeds both results.json dicts ran (the generalisation
+    gap is paired by seed: a seed's shapes and init are the same in both protocols)."""
+    out = {}
+    for method in {r["method"] for r in seen.get("runs", [])} & {r["method"] for r in unseen.get("runs", [])}:
+        a, b = by_seed(seen["runs"], method, key), by_seed(unseen["runs"], method, key)
+        if set(a) & set(b):
+            out[method] = {s: a[s] - b[s] for s in sorted(set(a) & set(b))}
+    return out
+
+
 def compare(table: Mapping, a: str, b: str, key: str = "iou", lower: bool | None = None) -> dict | None:
     """Is ``a`` better than ``b`` on ``key``? Verdict from the seed spread; None if either is missing.
 
